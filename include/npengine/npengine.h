@@ -1,0 +1,191 @@
+/* libnpengine public API: channel pruning engine for convolutional networks.
+ * Everything a program linking libnpengine may use is declared here; the rest is private. */
+#ifndef NPENGINE_NPENGINE_H
+#define NPENGINE_NPENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NPE_VERSION_MAJOR 0
+#define NPE_VERSION_MINOR 1
+#define NPE_VERSION_PATCH 0
+#define NPE_VERSION_INT(a, b, c) (((a) << 16) | ((b) << 8) | (c))
+#define NPE_VERSION NPE_VERSION_INT(NPE_VERSION_MAJOR, NPE_VERSION_MINOR, NPE_VERSION_PATCH)
+
+#if defined(_WIN32)
+#define NPE_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define NPE_API __attribute__((visibility("default")))
+#else
+#define NPE_API
+#endif
+
+/* ---- Errors -------------------------------------------------------------------------------
+ * Every function that can fail returns 0 on success or one of these negative codes. The text
+ * of the last failure, with its context (file, record, offset, line), is kept per context and
+ * read with npe_ctx_last_error(). Thread safety: npe_strerror() is safe from any thread. */
+enum {
+    NPE_OK = 0,
+    NPE_EINVAL = -1,      /* bad argument from the caller */
+    NPE_ENOMEM = -2,      /* allocation failed */
+    NPE_EIO = -3,         /* a file could not be opened, read or written */
+    NPE_EFORMAT = -4,     /* input bytes are malformed (truncated, bad CRC, bad offsets) */
+    NPE_EUNSUPPORTED = -5,/* well-formed input using something we do not support */
+    NPE_EUNSAFE = -6,     /* input asks for something refused for safety (pickle global) */
+    NPE_ELIMIT = -7,      /* input exceeds a safety limit (size, depth, ratio) */
+    NPE_ENOTFOUND = -8,   /* a named item (record, tensor, key) does not exist */
+    NPE_ECANCELED = -9,   /* cancelled through a callback */
+};
+
+/* Short fixed description of an error code ("malformed input", ...). Never NULL. */
+NPE_API const char *npe_strerror(int code);
+
+/* Version of the library actually linked, as NPE_VERSION_INT and as "0.1.0". */
+NPE_API unsigned npe_version(void);
+NPE_API const char *npe_version_string(void);
+
+/* ---- Element types --------------------------------------------------------------------------
+ * The dtypes PyTorch saves. Values are stable (part of the ABI). */
+typedef enum npe_dtype {
+    NPE_DTYPE_F32 = 0,
+    NPE_DTYPE_F64,
+    NPE_DTYPE_F16,
+    NPE_DTYPE_BF16,
+    NPE_DTYPE_I64,
+    NPE_DTYPE_I32,
+    NPE_DTYPE_I16,
+    NPE_DTYPE_I8,
+    NPE_DTYPE_U8,
+    NPE_DTYPE_BOOL,
+    NPE_DTYPE_C64,  /* complex float */
+    NPE_DTYPE_C128, /* complex double */
+    NPE_DTYPE_QINT8,
+    NPE_DTYPE_QUINT8,
+    NPE_DTYPE_QINT32,
+    NPE_DTYPE_COUNT
+} npe_dtype;
+
+/* Name as PyTorch prints it ("float32", "int64", "bool"...), or "?" when out of range. */
+NPE_API const char *npe_dtype_name(npe_dtype t);
+/* Size of one element in bytes, 0 when out of range. */
+NPE_API size_t npe_dtype_size(npe_dtype t);
+
+#define NPE_MAX_DIMS 8
+
+/* ---- Context --------------------------------------------------------------------------------
+ * A context holds settings shared by the objects made from it and the text of the last error.
+ * Thread safety: a context may be used by one thread at a time; objects made from different
+ * contexts are independent. */
+typedef struct npe_ctx npe_ctx;
+
+/* Log levels of messages passed to the log callback. */
+typedef enum npe_log_level { NPE_LOG_ERROR = 0, NPE_LOG_WARN, NPE_LOG_INFO, NPE_LOG_DEBUG } npe_log_level;
+typedef void (*npe_log_fn)(void *user, npe_log_level level, const char *msg);
+
+/* Create a context. *out receives it; destroy with npe_ctx_destroy (NULL is accepted). */
+NPE_API int npe_ctx_create(npe_ctx **out);
+NPE_API void npe_ctx_destroy(npe_ctx *ctx);
+/* Route library messages to fn (NULL: drop them). The library itself never prints. */
+NPE_API void npe_ctx_set_log(npe_ctx *ctx, npe_log_fn fn, void *user);
+/* Text of the last error raised through ctx ("" if none). Valid until the next call on ctx. */
+NPE_API const char *npe_ctx_last_error(const npe_ctx *ctx);
+
+/* ---- Archives -------------------------------------------------------------------------------
+ * Read-only view of a PyTorch file: torch.save(state_dict), torch.save(model), a TorchScript
+ * archive, or a legacy (PyTorch < 1.6, non-zip) .pth. Tensor data is memory-mapped, not copied.
+ * Nothing in the file is executed: pickled globals outside an allow-list are refused. */
+typedef struct npe_archive npe_archive;
+
+typedef enum npe_archive_kind {
+    NPE_ARCHIVE_STATE_DICT = 0, /* a dict of name -> tensor (torch.save(model.state_dict())) */
+    NPE_ARCHIVE_FULL_MODEL,     /* a pickled nn.Module (torch.save(model)) */
+    NPE_ARCHIVE_TORCHSCRIPT,    /* torch.jit.save archive with code/ */
+    NPE_ARCHIVE_OBJECT,         /* any other pickled object holding tensors (checkpoint dict) */
+} npe_archive_kind;
+
+typedef enum npe_archive_layout {
+    NPE_LAYOUT_ZIP = 0,  /* zip container (PyTorch >= 1.6) */
+    NPE_LAYOUT_LEGACY,   /* sequence of pickles + raw storages (PyTorch < 1.6) */
+} npe_archive_layout;
+
+/* One record of the container (zip layout only). Strings are owned by the archive. */
+typedef struct npe_record_info {
+    const char *name;
+    uint64_t size;            /* uncompressed bytes */
+    uint64_t compressed_size; /* bytes in the file */
+    uint64_t data_offset;     /* file offset of the record's data */
+    uint32_t crc32;
+    int deflated;             /* 1 if the record is deflate-compressed */
+} npe_record_info;
+
+/* One tensor, named by its path in the pickled object ("layer1.0.conv1.weight"). */
+typedef struct npe_tensor_info {
+    const char *name;
+    npe_dtype dtype;
+    int ndim;
+    int64_t shape[NPE_MAX_DIMS];
+    int64_t stride[NPE_MAX_DIMS];  /* in elements, as PyTorch reports */
+    int64_t storage_offset;        /* in elements */
+    const char *storage_key;       /* record key of the storage ("0", "1", ...) */
+    uint64_t storage_numel;        /* elements in the storage */
+    int requires_grad;
+    int is_parameter;              /* pickled as nn.Parameter */
+} npe_tensor_info;
+
+/* One module of a pickled model tree (full-model and TorchScript archives). */
+typedef struct npe_module_info {
+    const char *path;        /* "" for the root, else "layer1.0.conv1" */
+    const char *class_path;  /* "torch.nn.modules.conv.Conv2d" */
+    size_t n_attrs;          /* plain attributes: in_channels, kernel_size, eps, ... */
+    const char *const *attr_names;
+    const char *const *attr_values; /* rendered as Python would print them: "64", "(3, 3)" */
+} npe_module_info;
+
+/* Open path. On failure *out is NULL and npe_ctx_last_error(ctx) says why. */
+NPE_API int npe_archive_open(npe_ctx *ctx, const char *path, npe_archive **out);
+NPE_API void npe_archive_destroy(npe_archive *a);
+
+NPE_API npe_archive_kind npe_archive_get_kind(const npe_archive *a);
+NPE_API npe_archive_layout npe_archive_get_layout(const npe_archive *a);
+/* Name of a kind ("state_dict", "full_model", "torchscript", "object"). */
+NPE_API const char *npe_archive_kind_name(npe_archive_kind k);
+
+NPE_API size_t npe_archive_record_count(const npe_archive *a);
+NPE_API int npe_archive_record(const npe_archive *a, size_t i, npe_record_info *out);
+
+NPE_API size_t npe_archive_tensor_count(const npe_archive *a);
+NPE_API int npe_archive_tensor(const npe_archive *a, size_t i, npe_tensor_info *out);
+/* Index of the tensor called name, or NPE_ENOTFOUND. */
+NPE_API int npe_archive_find_tensor(const npe_archive *a, const char *name);
+/* Copy tensor i into dst as a contiguous row-major array of its own dtype.
+ * dst_bytes must be at least numel * npe_dtype_size(dtype). */
+NPE_API int npe_archive_tensor_data(npe_archive *a, size_t i, void *dst, size_t dst_bytes);
+
+NPE_API size_t npe_archive_module_count(const npe_archive *a);
+NPE_API int npe_archive_module(const npe_archive *a, size_t i, npe_module_info *out);
+
+/* Total elements over all distinct parameters (not buffers) when the archive says which
+ * tensors are parameters; for a state_dict, over all floating tensors except BN running stats
+ * and num_batches_tracked, matching sum(p.numel() for p in model.parameters()). */
+NPE_API uint64_t npe_archive_param_count(const npe_archive *a);
+
+enum { NPE_DESCRIBE_TEXT = 0, NPE_DESCRIBE_JSON = 1 };
+/* Human-readable (or JSON) description: kind, records, tensors, module tree, parameters.
+ * *text is allocated by the library; release it with npe_free. */
+NPE_API int npe_archive_describe(npe_archive *a, int format, char **text);
+
+/* Write every tensor of the archive as a torch.save(state_dict)-style archive at path
+ * (atomically: temporary file then rename). Storages shared between tensors stay shared. */
+NPE_API int npe_archive_save_state_dict(npe_archive *a, const char *path);
+
+/* Free memory the library handed to the caller. NULL is accepted. */
+NPE_API void npe_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
