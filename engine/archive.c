@@ -243,29 +243,53 @@ static int is_bn_stat(const char *name)
            strcmp(last, "num_batches_tracked") == 0;
 }
 
-typedef struct node_ref {
-    const void *node;
+typedef struct view_ref {
+    const npe_ttensor *t;
     size_t idx;
-} node_ref;
+} view_ref;
 
-static int cmp_ref(const void *x, const void *y)
+static int cmp_i64(int64_t a, int64_t b)
 {
-    const node_ref *a = x, *b = y;
-    uintptr_t p = (uintptr_t)a->node, q = (uintptr_t)b->node;
-    if (p != q)
-        return (p > q) - (p < q);
-    return (a->idx > b->idx) - (a->idx < b->idx);
+    return (a > b) - (a < b);
 }
 
-/* Sum over distinct tensor objects (a node reached under two names counts once) of numel
- * (bytes = 0) or numel x itemsize (bytes = 1), of the tensors that pass the filter. */
+/* Orders tensors by the elements they view: storage, offset, element size, shape, stride. */
+static int cmp_view(const void *x, const void *y)
+{
+    const view_ref *a = x, *b = y;
+    const npe_ttensor *s = a->t, *t = b->t;
+    int c = (s->storage > t->storage) - (s->storage < t->storage);
+    if (!c)
+        c = cmp_i64(s->offset, t->offset);
+    if (!c)
+        c = cmp_i64((int64_t)npe_dtype_size(s->dtype), (int64_t)npe_dtype_size(t->dtype));
+    if (!c)
+        c = cmp_i64(s->ndim, t->ndim);
+    for (int d = 0; !c && d < s->ndim; d++)
+        c = cmp_i64(s->shape[d], t->shape[d]);
+    for (int d = 0; !c && d < s->ndim; d++)
+        c = cmp_i64(s->stride[d], t->stride[d]);
+    return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int same_view(const npe_ttensor *s, const npe_ttensor *t)
+{
+    view_ref a = {s, 0}, b = {t, 0};
+    return cmp_view(&a, &b) == 0;
+}
+
+/* Sum over distinct views of numel (bytes = 0) or numel x itemsize (bytes = 1), of the tensors
+ * that pass the filter. Tensors with the same storage, offset, element size, shape and stride
+ * count once: one tensor object reached under two names (a tied parameter of a pickled model),
+ * and the two entries state_dict() makes of a tied weight (separate tensor objects over the
+ * same elements of one storage). */
 static uint64_t sum_distinct(const npe_torch_file *f, int bytes)
 {
     /* a pickled model says which tensors are parameters, even when it has none */
     int says = f->kind == NPE_ARCHIVE_FULL_MODEL;
     for (size_t i = 0; i < f->n_tensors; i++)
         says |= f->tensors[i].is_parameter;
-    node_ref *refs = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof(*refs));
+    view_ref *refs = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof(*refs));
     if (!refs)
         return 0;
     size_t n = 0;
@@ -273,14 +297,14 @@ static uint64_t sum_distinct(const npe_torch_file *f, int bytes)
         const npe_ttensor *t = &f->tensors[i];
         int counts = bytes || (says ? t->is_parameter : is_floating(t->dtype) && !is_bn_stat(t->name));
         if (counts)
-            refs[n++] = (node_ref){t->node ? (const void *)t->node : (const void *)t, i};
+            refs[n++] = (view_ref){t, i};
     }
-    qsort(refs, n, sizeof(*refs), cmp_ref);
+    qsort(refs, n, sizeof(*refs), cmp_view);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i && refs[i].node == refs[i - 1].node)
+        if (i && same_view(refs[i].t, refs[i - 1].t))
             continue;
-        const npe_ttensor *t = &f->tensors[refs[i].idx];
+        const npe_ttensor *t = refs[i].t;
         total += (uint64_t)numel_of(t) * (bytes ? npe_dtype_size(t->dtype) : 1);
     }
     free(refs);
@@ -539,8 +563,12 @@ NPE_API int npe_archive_save_state_dict(npe_archive *a, const char *path)
     npe_tw_tensor *tw = calloc(f->n_tensors ? f->n_tensors : 1, sizeof(*tw));
     if (!tw)
         return npe_ctx_error(a->ctx, NPE_ENOMEM, "%s: out of memory", path);
+    size_t n = 0;
     for (size_t i = 0; i < f->n_tensors; i++) {
         const npe_ttensor *t = &f->tensors[i];
+        /* a buffer registered with persistent=False is no key of the module's state_dict() */
+        if (t->non_persistent)
+            continue;
         const npe_tstorage *s = &f->storages[t->storage];
         uint64_t nbytes = s->numel * npe_dtype_size(s->dtype);
         if (nbytes % npe_dtype_size(t->dtype)) {
@@ -552,17 +580,17 @@ NPE_API int npe_archive_save_state_dict(npe_archive *a, const char *path)
         }
         /* The storage's identity must be unique even for empty storages with no data. */
         const void *data = s->data && s->numel ? (const void *)s->data : (const void *)s;
-        tw[i] = (npe_tw_tensor){.name = t->name, .dtype = t->dtype, .ndim = t->ndim,
-                                .shape = t->shape, .stride = t->stride, .offset = t->offset,
-                                .storage_data = data, .storage_numel = storage_elems(f, t),
-                                .requires_grad = 0};
+        tw[n++] = (npe_tw_tensor){.name = t->name, .dtype = t->dtype, .ndim = t->ndim,
+                                  .shape = t->shape, .stride = t->stride, .offset = t->offset,
+                                  .storage_data = data, .storage_numel = storage_elems(f, t),
+                                  .requires_grad = 0};
     }
     const npe_pv *meta = NULL;
     if (f->kind == NPE_ARCHIVE_STATE_DICT && f->root && f->root->kind == NPE_PV_DICT &&
         f->root->u.dict.state && f->root->u.dict.state->kind == NPE_PV_DICT)
         meta = npe_pv_dict_get(f->root->u.dict.state, "_metadata");
     npe_error err = {0};
-    int r = npe_torch_save_state_dict(path, tw, f->n_tensors, meta, &err);
+    int r = npe_torch_save_state_dict(path, tw, n, meta, &err);
     free(tw);
     return r ? npe_ctx_fail(a->ctx, &err) : 0;
 }

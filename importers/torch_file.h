@@ -34,6 +34,7 @@ typedef struct npe_ttensor {
     int requires_grad;
     int is_parameter;
     const npe_pv *node;        /* the tensor's node in the pickle tree */
+    int non_persistent;        /* a buffer state_dict() leaves out (registered persistent=False) */
 } npe_ttensor;
 
 typedef struct npe_tmodule {

@@ -120,6 +120,9 @@ typedef struct loader {
     hmap seen;     /* containers and objects already walked */
     hmap tnodes;   /* tensor node -> index of its first tensor entry */
     hmap skeys;    /* storage key -> storage index */
+    hmap npsets;   /* _non_persistent_buffers_set node -> index into npnames */
+    hmap *npnames; /* the names in each such set (hashed once, however many modules share it) */
+    size_t n_np, cap_np;
     char *path;    /* dotted name of the node being walked */
     size_t plen, pcap;
 } loader;
@@ -611,8 +614,9 @@ static int add_tensor(loader *L, const npe_ttensor *t)
 }
 
 /* A tensor node at the current path. A node reached again (a tied parameter under two
- * modules, one tensor under two keys) gets a second name but is parsed once. */
-static int emit_tensor(loader *L, const npe_pv *v, int in_parameters)
+ * modules, one tensor under two keys) gets a second name but is parsed once; non_persistent
+ * belongs to the name (a buffer left out of state_dict()), not to the node. */
+static int emit_tensor(loader *L, const npe_pv *v, int in_parameters, int non_persistent)
 {
     slot *s = hm_find(&L->tnodes, v, 0);
     npe_ttensor t;
@@ -629,6 +633,7 @@ static int emit_tensor(loader *L, const npe_pv *v, int in_parameters)
     }
     if (in_parameters)
         t.is_parameter = 1;
+    t.non_persistent = non_persistent;
     return add_tensor(L, &t);
 }
 
@@ -703,14 +708,17 @@ static int add_module(loader *L, const npe_pv *obj)
 
 static int walk(loader *L, const npe_pv *v, int depth);
 
-static int walk_named(loader *L, const npe_pv *key, const npe_pv *v, int depth, int params)
+/* params: v is an entry of a module's _parameters; non_persistent: of its _buffers, named in
+ * its _non_persistent_buffers_set. */
+static int walk_named(loader *L, const npe_pv *key, const npe_pv *v, int depth, int params,
+                      int non_persistent)
 {
     size_t saved;
     int r = path_push_key(L, key, &saved);
     if (r)
         return r;
-    if (params && is_tensor_call(v))
-        r = emit_tensor(L, v, 1);
+    if ((params || non_persistent) && is_tensor_call(v))
+        r = emit_tensor(L, v, params, non_persistent);
     else
         r = walk(L, v, depth + 1);
     path_pop(L, saved);
@@ -732,13 +740,66 @@ static int walk_items(loader *L, const npe_pv *seq, int depth)
     return 0;
 }
 
-/* mode: 0 any dict; 1 a module's _parameters; 2 its _buffers (None entries are absent ones) */
-static int walk_dict(loader *L, const npe_pv *d, int depth, int mode)
+#define NO_NAMES SIZE_MAX
+
+/* The names in a module's _non_persistent_buffers_set (a set of str; anything else in it names
+ * no buffer) as an index into L->npnames, NO_NAMES when it has none. Each set node is hashed
+ * once: a set shared by many modules costs its size once, and each lookup is then constant
+ * time. An index, not a pointer: walking children may grow L->npnames. */
+static int nonpersistent_names(loader *L, const npe_pv *st, size_t *out)
+{
+    *out = NO_NAMES;
+    const npe_pv *set = npe_pv_dict_get(st, "_non_persistent_buffers_set");
+    if (!set || set->kind == NPE_PV_NONE)
+        return 0;
+    if (set->kind != NPE_PV_SET && set->kind != NPE_PV_LIST && set->kind != NPE_PV_TUPLE)
+        return terr(L, NPE_EFORMAT,
+                    "module '%.200s': _non_persistent_buffers_set is a %s, not a set",
+                    shown_path(L), kind_word(set));
+    if (!set->u.seq.n)
+        return 0;
+    slot *s = hm_find(&L->npsets, set, 0);
+    if (s) {
+        *out = s->val;
+        return 0;
+    }
+    if (grow((void **)&L->npnames, &L->cap_np, L->n_np, sizeof(hmap)))
+        return oom(L);
+    hmap *names = &L->npnames[L->n_np];
+    memset(names, 0, sizeof(*names));
+    L->n_np++;
+    for (size_t i = 0; i < set->u.seq.n; i++) {
+        const npe_pv *k = set->u.seq.items[i];
+        /* a name with a NUL byte cannot be told apart by the string hash: it marks nothing */
+        if (!k || k->kind != NPE_PV_STR || strlen(k->u.str.s) != k->u.str.len ||
+            hm_find(names, k->u.str.s, 1))
+            continue;
+        if (hm_put(names, k->u.str.s, 0, 1))
+            return oom(L);
+    }
+    if (hm_put(&L->npsets, set, L->n_np - 1, 0))
+        return oom(L);
+    *out = L->n_np - 1;
+    return 0;
+}
+
+static int is_nonpersistent(const loader *L, size_t names, const npe_pv *key)
+{
+    return names != NO_NAMES && key->kind == NPE_PV_STR &&
+           strlen(key->u.str.s) == key->u.str.len &&
+           hm_find(&L->npnames[names], key->u.str.s, 1) != NULL;
+}
+
+/* mode: 0 any dict; 1 a module's _parameters; 2 its _buffers (None entries are absent ones),
+ * np: for mode 2, the names of the buffers state_dict() leaves out (or NO_NAMES) */
+static int walk_dict(loader *L, const npe_pv *d, int depth, int mode, size_t np)
 {
     for (size_t i = 0; i < d->u.dict.n; i++) {
         if (mode && d->u.dict.vals[i]->kind == NPE_PV_NONE)
             continue;
-        int r = walk_named(L, d->u.dict.keys[i], d->u.dict.vals[i], depth, mode == 1);
+        const npe_pv *k = d->u.dict.keys[i];
+        int r = walk_named(L, k, d->u.dict.vals[i], depth, mode == 1,
+                           mode == 2 && is_nonpersistent(L, np, k));
         if (r)
             return r;
     }
@@ -753,6 +814,9 @@ static int walk_nn_module(loader *L, const npe_pv *obj, int depth)
     if (r)
         return r;
     const npe_pv *st = obj->u.call.state;
+    size_t np;
+    if ((r = nonpersistent_names(L, st, &np)))
+        return r;
     static const char *const special[] = {"_parameters", "_buffers", "_modules"};
     static const int modes[] = {1, 2, 0};
     for (int k = 0; k < 3; k++) {
@@ -766,7 +830,7 @@ static int walk_nn_module(loader *L, const npe_pv *obj, int depth)
             continue;
         if (hm_put(&L->seen, d, 0, 0))
             return oom(L);
-        if ((r = walk_dict(L, d, depth, modes[k])))
+        if ((r = walk_dict(L, d, depth, modes[k], np)))
             return r;
     }
     for (size_t i = 0; i < st->u.dict.n; i++) {
@@ -775,7 +839,7 @@ static int walk_nn_module(loader *L, const npe_pv *obj, int depth)
                                       strcmp(k->u.str.s, "_buffers") == 0 ||
                                       strcmp(k->u.str.s, "_modules") == 0))
             continue;
-        if ((r = walk_named(L, k, st->u.dict.vals[i], depth, 0)))
+        if ((r = walk_named(L, k, st->u.dict.vals[i], depth, 0, 0)))
             return r;
     }
     return 0;
@@ -804,7 +868,7 @@ static int walk(loader *L, const npe_pv *v, int depth)
         return 0;
     }
     if (is_tensor_call(v))
-        return emit_tensor(L, v, 0);
+        return emit_tensor(L, v, 0, 0);
     /* each container is walked once: shared subtrees cost nothing twice, cycles end here */
     if (hm_find(&L->seen, v, 0))
         return 0;
@@ -829,7 +893,7 @@ static int walk(loader *L, const npe_pv *v, int depth)
             if (is_script_object(v)) {
                 if ((r = add_module(L, v)))
                     return r;
-                return walk_dict(L, v->u.call.state, depth, 0);
+                return walk_dict(L, v->u.call.state, depth, 0, NO_NAMES);
             }
         }
         if ((r = walk(L, v->u.call.state, depth + 1)))
@@ -840,7 +904,7 @@ static int walk(loader *L, const npe_pv *v, int depth)
             return r;
         return walk(L, v->u.call.items, depth + 1);
     case NPE_PV_DICT:
-        if ((r = walk_dict(L, v, depth, 0)))
+        if ((r = walk_dict(L, v, depth, 0, NO_NAMES)))
             return r;
         return walk(L, v->u.dict.state, depth + 1);
     default:
@@ -967,10 +1031,16 @@ static int open_zip(loader *L)
         if (strncmp(name + plen, "code/", 5) == 0 || strcmp(name + plen, "constants.pkl") == 0)
             torchscript = 1;
     }
-    const npe_zip_entry *e = find_rec(L, "version");
+    /* torch's reader takes .data/version first (jit.save writes it there for versions 6 and
+     * up, e.g. 8 for code calling linspace) and refuses an archive that has neither record */
+    const npe_zip_entry *e = find_rec(L, ".data/version");
     if (!e)
-        e = find_rec(L, ".data/version");
-    if (e && (r = read_version(L, e)))
+        e = find_rec(L, "version");
+    if (!e)
+        return terr(L, NPE_EFORMAT,
+                    "no record '%.200sversion' or '%.200s.data/version' (torch.load refuses an "
+                    "archive without a version record)", f->prefix, f->prefix);
+    if ((r = read_version(L, e)))
         return r;
     if ((e = find_rec(L, "byteorder"))) {
         void *data = NULL;
@@ -1152,6 +1222,10 @@ static int open_common(tfile *tf, npe_error *err)
     hm_free(&L.seen);
     hm_free(&L.tnodes);
     hm_free(&L.skeys);
+    hm_free(&L.npsets);
+    for (size_t i = 0; i < L.n_np; i++)
+        hm_free(&L.npnames[i]);
+    free(L.npnames);
     free(L.path);
     return r;
 }

@@ -1024,6 +1024,193 @@ static void test_archive_api(void)
     npe_free(NULL);
 }
 
+/* ---- buffers registered with persistent=False ---- */
+
+/* nn.Module.state_dict() leaves out the buffers named in _non_persistent_buffers_set, so a
+ * state_dict written from a pickled model must too (else load_state_dict() fails on an
+ * unexpected key); the reader still lists them as tensors of the file. */
+static void test_nonpersistent(void)
+{
+    D = npe_pkl_new();
+    npe_pv *tm = tensor(storage("FloatStorage", "1", 3), 0, IT1(3), IT1(1));
+    npe_pv *np = npe_pv_new_seq(D, NPE_PV_SET); /* one set node shared by both children */
+    npe_pv_append(D, np, S("mask"));
+    npe_pv_append(D, np, S("absent"));
+
+    npe_pv *ap = OD(), *ab = OD();
+    set(ap, "weight", param(tensor(storage("FloatStorage", "0", 12), 0, IT2(3, 4), IT2(4, 1))));
+    set(ab, "mask", tm);
+    set(ab, "keep", tensor(storage("FloatStorage", "2", 3), 0, IT1(3), IT1(1)));
+    npe_pv *ast = module_state(ap, ab, NULL);
+    set(ast, "_non_persistent_buffers_set", np);
+    npe_pv *bb = OD();
+    set(bb, "mask", tensor(storage("FloatStorage", "3", 3), 0, IT1(3), IT1(1)));
+    npe_pv *bst = module_state(NULL, bb, NULL);
+    set(bst, "_non_persistent_buffers_set", np);
+    npe_pv *mods = OD();
+    set(mods, "a", object("mylib.nets", "Masked", ast));
+    set(mods, "b", object("mylib.nets", "Masked", bst));
+    /* the root holds a's mask under a name of its own, and that name is persistent */
+    npe_pv *rb = OD();
+    set(rb, "m2", tm);
+    npe_pv *rst = module_state(NULL, rb, mods);
+    set(rst, "_non_persistent_buffers_set", npe_pv_new_seq(D, NPE_PV_SET));
+    npe_pv *root = object("mylib.nets", "Net", rst);
+    rec r[] = {{"data/0", F12, 48, 0}, {"data/1", F12, 12, 0}, {"data/2", F12 + 3, 12, 0},
+               {"data/3", F12 + 6, 12, 0}};
+    const char *path = tpath("np.pt");
+    CHECK_EQ_INT(write_tree(path, root, r, 4), 0);
+
+    npe_torch_file *f;
+    npe_error err;
+    int rc = open_path(path, &f, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (!rc) {
+        static const char *names[] = {"m2", "a.weight", "a.mask", "a.keep", "b.mask"};
+        static const int nonpers[] = {0, 0, 1, 0, 1};
+        CHECK_EQ_INT(f->kind, NPE_ARCHIVE_FULL_MODEL);
+        CHECK_EQ_INT(f->n_tensors, 5);
+        for (size_t i = 0; i < 5 && i < f->n_tensors; i++) {
+            CHECK_STR(f->tensors[i].name, names[i]);
+            CHECK_MSG(f->tensors[i].non_persistent == nonpers[i], "%s: non_persistent %d",
+                      names[i], f->tensors[i].non_persistent);
+        }
+        if (f->n_tensors == 5)
+            CHECK(f->tensors[0].node == f->tensors[2].node);
+        npe_torch_close(f);
+    }
+
+    npe_ctx *ctx = NULL;
+    CHECK_EQ_INT(npe_ctx_create(&ctx), 0);
+    npe_archive *a = NULL;
+    rc = npe_archive_open(ctx, path, &a);
+    CHECK_MSG(rc == 0, "%s", npe_ctx_last_error(ctx));
+    if (!rc) {
+        CHECK_EQ_INT(npe_archive_tensor_count(a), 5);
+        CHECK_EQ_INT(npe_archive_param_count(a), 12);
+        CHECK_EQ_INT(npe_archive_save_state_dict(a, tpath("np_resaved.pt")), 0);
+        npe_archive_destroy(a);
+        rc = npe_archive_open(ctx, tpath("np_resaved.pt"), &a);
+        CHECK_MSG(rc == 0, "%s", npe_ctx_last_error(ctx));
+    }
+    if (!rc) {
+        /* state_dict() keys: m2, a.weight, a.keep (a.mask and b.mask are not persistent) */
+        CHECK_EQ_INT(npe_archive_tensor_count(a), 3);
+        npe_tensor_info ti;
+        static const char *kept[] = {"m2", "a.weight", "a.keep"};
+        for (size_t i = 0; i < 3; i++) {
+            CHECK_EQ_INT(npe_archive_tensor(a, i, &ti), 0);
+            CHECK_STR(ti.name, kept[i]);
+        }
+        CHECK_EQ_INT(npe_archive_find_tensor(a, "a.mask"), NPE_ENOTFOUND);
+        CHECK_EQ_INT(npe_archive_find_tensor(a, "b.mask"), NPE_ENOTFOUND);
+        float v[3];
+        CHECK_EQ_INT(npe_archive_tensor_data(a, 0, v, sizeof(v)), 0);
+        CHECK(v[0] == 0 && v[1] == 1 && v[2] == 2);
+        CHECK_EQ_INT(npe_archive_tensor_data(a, 2, v, sizeof(v)), 0);
+        CHECK(v[0] == 3 && v[1] == 4 && v[2] == 5);
+        npe_archive_destroy(a);
+    }
+    npe_ctx_destroy(ctx);
+
+    /* anything but a set there is a malformed module */
+    set(ast, "_non_persistent_buffers_set", I(3));
+    CHECK_EQ_INT(write_tree(path, root, r, 4), 0);
+    CHECK_EQ_INT(open_code(path, &err), NPE_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "module 'a': _non_persistent_buffers_set is a int"), "%s", err.msg);
+    npe_pkl_free(D);
+}
+
+/* ---- a tied weight in a state_dict ---- */
+
+/* state_dict() detaches each entry, so a weight tied between two modules is two tensor
+ * objects over the same elements of one storage: the parameter count takes it once. */
+static void test_tied_state_dict(void)
+{
+    D = npe_pkl_new();
+    npe_pv *s0 = storage("FloatStorage", "0", 12);
+    npe_pv *root = OD();
+    set(root, "enc.weight", tensor(s0, 0, IT2(3, 4), IT2(4, 1)));
+    set(root, "dec.weight", tensor(s0, 0, IT2(3, 4), IT2(4, 1))); /* tied: not counted again */
+    set(root, "dec.bias", tensor(s0, 8, IT1(4), IT1(1)));        /* other offset: 4 */
+    set(root, "head.weight", tensor(s0, 0, IT2(4, 3), IT2(1, 4))); /* other view: 12 */
+    set(root, "bn.running_mean", tensor(s0, 0, IT2(3, 4), IT2(4, 1))); /* statistics: 0 */
+    set(root, "other", tensor(storage("FloatStorage", "1", 12), 0, IT2(3, 4), IT2(4, 1)));
+    rec r[] = {{"data/0", F12, 48, 0}, {"data/1", F12, 48, 0}};
+    const char *path = tpath("tied.pt");
+    CHECK_EQ_INT(write_tree(path, root, r, 2), 0);
+    npe_pkl_free(D);
+
+    npe_ctx *ctx = NULL;
+    CHECK_EQ_INT(npe_ctx_create(&ctx), 0);
+    npe_archive *a = NULL;
+    int rc = npe_archive_open(ctx, path, &a);
+    CHECK_MSG(rc == 0, "%s", npe_ctx_last_error(ctx));
+    if (!rc) {
+        CHECK_EQ_INT(npe_archive_get_kind(a), NPE_ARCHIVE_STATE_DICT);
+        CHECK_EQ_INT(npe_archive_tensor_count(a), 6);
+        /* enc.weight 12 + dec.bias 4 + head.weight 12 + other 12 */
+        CHECK_EQ_INT(npe_archive_param_count(a), 40);
+        char *text = NULL;
+        CHECK_EQ_INT(npe_archive_describe(a, NPE_DESCRIBE_JSON, &text), 0);
+        /* distinct views, running_mean included: (12 + 4 + 12 + 12) floats */
+        CHECK_MSG(text && strstr(text, "\"tensor_bytes\": 160"), "%s", text ? text : "");
+        npe_free(text);
+        npe_archive_destroy(a);
+    }
+    npe_ctx_destroy(ctx);
+}
+
+/* ---- the version record ---- */
+
+static void test_version_records(void)
+{
+    D = npe_pkl_new();
+    npe_pv *root = OD();
+    void *pk = NULL;
+    size_t pks = 0;
+    npe_error err = {0};
+    CHECK_EQ_INT(npe_pkl_dump(root, 0, &pk, &pks, &err), 0);
+    npe_pkl_free(D);
+    const char *path = tpath("ver.pt");
+    npe_torch_file *f;
+
+    /* torch.load refuses an archive with neither record */
+    CHECK_EQ_INT(write_zip(path, "m/", pk, pks, NULL, 0, 0), 0);
+    CHECK_EQ_INT(open_code(path, &err), NPE_EFORMAT);
+    CHECK_MSG(strstr(err.msg, "no record 'm/version' or 'm/.data/version'"), "%s", err.msg);
+
+    /* jit.save writes .data/version alone from version 6 on (8 for code calling linspace) */
+    static const struct {
+        const char *text;
+        int code, version;
+    } dv[] = {{"8\n", 0, 8}, {"1\n", 0, 1}, {"10\n", 0, 10}, {"0\n", NPE_EUNSUPPORTED, 0},
+              {"11\n", NPE_EUNSUPPORTED, 0}, {"", NPE_EFORMAT, 0}};
+    for (size_t i = 0; i < sizeof(dv) / sizeof(dv[0]); i++) {
+        rec r[] = {{".data/version", dv[i].text, strlen(dv[i].text), 0}};
+        CHECK_EQ_INT(write_zip(path, "m/", pk, pks, r, 1, 0), 0);
+        int rc = open_path(path, &f, &err);
+        CHECK_MSG(rc == dv[i].code, "'%s': %d %s", dv[i].text, rc, err.msg);
+        if (!rc)
+            CHECK_EQ_INT(f->version, dv[i].version);
+        else
+            CHECK_MSG(strstr(err.msg, "'m/.data/version'"), "%s", err.msg);
+        npe_torch_close(f);
+    }
+
+    /* with both, torch (1.13 and 2.x) reads .data/version: a valid 'version' does not help */
+    rec both[] = {{"version", "3\n", 2, 0}, {".data/version", "99\n", 3, 0}};
+    CHECK_EQ_INT(write_zip(path, "m/", pk, pks, both, 2, 0), 0);
+    CHECK_EQ_INT(open_code(path, &err), NPE_EUNSUPPORTED);
+    CHECK_MSG(strstr(err.msg, "'m/.data/version' holds version 99"), "%s", err.msg);
+    rec both_ok[] = {{"version", "99\n", 3, 0}, {".data/version", "7\n", 2, 0}};
+    CHECK_EQ_INT(write_zip(path, "m/", pk, pks, both_ok, 2, 0), 0);
+    CHECK_EQ_INT(open_path(path, &f, &err), 0);
+    CHECK(f && f->version == 7);
+    npe_torch_close(f);
+    free(pk);
+}
+
 /* ---- JSON writer ---- */
 
 static void test_json(void)
@@ -1094,9 +1281,13 @@ int main(void)
     test_legacy();
     test_malicious();
     test_archive_api();
+    test_nonpersistent();
+    test_tied_state_dict();
+    test_version_records();
     test_json();
     static const char *files[] = {"sd.pt", "saved.pt", "full.pt", "ts.pt", "ckpt.pt", "evil.pt",
-                                  "bad.pt", "resaved.pt"};
+                                  "bad.pt", "resaved.pt", "np.pt", "np_resaved.pt", "tied.pt",
+                                  "ver.pt"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(tpath(files[i]));
     rmdir(tmpdir);
