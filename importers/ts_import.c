@@ -17,7 +17,7 @@
 #define MAX_CALL_DEPTH 64           /* module nesting of real models is about 10 */
 #define MAX_CODE_BYTES (64u << 20)  /* one code record */
 #define MAX_CONST_BYTES (256u << 20)
-#define MAX_STATEMENTS (1 << 24)    /* statements executed over the whole import */
+#define MAX_STATEMENTS (1 << 20)    /* statements executed over the whole import */
 
 /* ---- References: what a name in the code stands for ------------------------------------------ */
 typedef enum rkind {
@@ -80,6 +80,7 @@ enum {
     SP_UPSAMPLE,    /* vec and scalar-scale overloads */
     SP_DIV,         /* rounding_mode */
     SP_SPLIT,       /* int or list split size */
+    SP_ARANGE,      /* arange(end), arange(start, end), arange(start, end, step) */
 };
 
 typedef struct bspec {
@@ -142,6 +143,7 @@ static const bspec builtins[] = {
     {"torch.mul", NPE_OP_MUL, "self, other", NULL, 0},
     {"torch.div", NPE_OP_DIV, "self, other, rounding_mode=None", NULL, SP_DIV},
     {"torch.floor_divide", NPE_OP_FLOOR_DIV, "self, other", NULL, 0},
+    {"torch.pow", NPE_OP_POW, "self, exponent", NULL, 0},
     {"torch.cat", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
     {"torch.concat", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
     {"torch.concatenate", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
@@ -176,6 +178,8 @@ static const bspec builtins[] = {
      "size, dtype=None, layout=None, device=None, pin_memory=None", NULL, 0},
     {"torch.zeros", NPE_OP_ZEROS,
      "size, dtype=None, layout=None, device=None, pin_memory=None", NULL, 0},
+    {"torch.arange", NPE_OP_ARANGE, "start, end, step, dtype", NULL, SP_ARANGE},
+    {"torch.meshgrid", NPE_OP_MESHGRID, "*tensors, indexing=\"ij\"", NULL, 0},
     {"torch.size", NPE_OP_SIZE, "self, dim", NULL, 0},
     {"ops.prim.NumToTensor", NPE_OP_NUM_TO_TENSOR, "a", NULL, 0},
     {"int", NPE_OP_INT, "a", NULL, 0},
@@ -1133,6 +1137,40 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
             return oom(I);
         return add_node(I, F, &call->loc, NPE_OP_TO, in, 2, 1, out);
     }
+    if (b->special == SP_ARANGE) {
+        /* the leading positional numbers are (end), (start, end) or (start, end, step); dtype
+         * comes as a keyword or right after them; layout, device, pin_memory do not matter */
+        int npos = 0, dtype = -1, pidx[3] = {0, 0, 0};
+        for (int a = 0; a < call->n_items; a++) {
+            const char *kw = call->kwnames ? call->kwnames[a] : NULL;
+            if (kw) {
+                if (strcmp(kw, "dtype") == 0 && args[a].kind == R_VALUE)
+                    dtype = args[a].v;
+                else if (strcmp(kw, "end") == 0 || strcmp(kw, "start") == 0 || strcmp(kw, "step") == 0)
+                    return ferr(I, F, &call->loc, NPE_EUNSUPPORTED, "%s with '%s' as a keyword",
+                                fn, kw);
+                continue;
+            }
+            const npe_value *v = ref_value(I, &args[a]);
+            if (npos < 3 && dtype < 0 && v &&
+                (v->type == NPE_VT_INT || v->type == NPE_VT_FLOAT || v->type == NPE_VT_TENSOR))
+                pidx[npos++] = a;
+            else if (dtype < 0 && v && (v->type == NPE_VT_INT || v->type == NPE_VT_NONE))
+                dtype = args[a].v;
+        }
+        if (npos < 1)
+            return ferr(I, F, &call->loc, NPE_EUNSUPPORTED, "%s without an end", fn);
+        int in[4];
+        int zero = npe_graph_add_int(I->g, 0, NULL), one = npe_graph_add_int(I->g, 1, NULL);
+        int none = npe_graph_none(I->g);
+        if (zero < 0 || one < 0 || none < 0)
+            return oom(I);
+        in[0] = npos >= 2 ? args[pidx[0]].v : zero;
+        in[1] = npos >= 2 ? args[pidx[1]].v : args[pidx[0]].v;
+        in[2] = npos >= 3 ? args[pidx[2]].v : one;
+        in[3] = dtype >= 0 ? dtype : none;
+        return add_node(I, F, &call->loc, NPE_OP_ARANGE, in, 4, 1, out);
+    }
     if (b->special == SP_UPSAMPLE) {
         /* vec overload: (input, output_size, [align_corners,] scale_factors); the older one:
          * (self, output_size, [align_corners,] scales_h, scales_w) */
@@ -1260,6 +1298,8 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
             p->default_n = (int)(a1->i > 0 && a1->i <= NPE_IR_MAX_OUTPUTS ? a1->i : -1);
         if (op == NPE_OP_SPLIT_WITH_SIZES && a1->type == NPE_VT_LIST)
             p->default_n = a1->n_items;
+        if (op == NPE_OP_MESHGRID)
+            p->default_n = n_in - 1;
         memset(out, 0, sizeof *out);
         out->kind = R_PENDING;
         out->pend = p;

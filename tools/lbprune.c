@@ -1,4 +1,5 @@
 /* lbprune: command-line front end of libnpengine. Uses the public API only (include/npengine). */
+#define _POSIX_C_SOURCE 200809L
 #include <npengine/npengine.h>
 
 #include <stdarg.h>
@@ -141,6 +142,173 @@ static int cmd_state_dict(int argc, char **argv)
     return 0;
 }
 
+/* ---- eval ----------------------------------------------------------------------------------- */
+static const char eval_usage[] =
+    "Usage: lbprune eval MODEL --input X.npy [--input X2.npy ...] (--output Y.npy | --output-dir DIR)\n"
+    "                    [--threads N] [--forward NAME] [--cut NAME[,NAME...]]\n"
+    "\n"
+    "Run a traced TorchScript model (torch.jit.trace(model, x).save(MODEL)) on float32\n"
+    "or float64 .npy inputs with lbprune's own CPU kernels, and write its outputs as\n"
+    "float32 .npy files. Batch size and image size come from the inputs' shapes.\n"
+    "\n"
+    "Options:\n"
+    "  --input X.npy       an input of the model, in the order of its forward arguments\n"
+    "  --output Y.npy      write output 0 to Y.npy\n"
+    "  --output-dir DIR    write every output i to DIR/output_<i>.npy (DIR must exist)\n"
+    "  --threads N         kernel threads (default: one per CPU)\n"
+    "  --forward NAME      run another exported method instead of forward\n"
+    "  --cut NAMES         make the named values (module paths) the outputs\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Examples:\n"
+    "  lbprune eval examples/fashion_mnist/model.pt --input x.npy --output logits.npy\n"
+    "  lbprune eval yolo.pt --input img.npy --output-dir heads/ --threads 2\n"
+    "  lbprune eval yolo.pt --forward dummy_forward --input img.npy --output y.npy\n";
+
+#define MAX_CLI_TENSORS 64
+
+static int cmd_eval(int argc, char **argv)
+{
+    const char *model_path = NULL, *output = NULL, *output_dir = NULL;
+    const char *inputs[MAX_CLI_TENSORS];
+    int n_inputs = 0;
+    npe_model_options opt;
+    npe_model_options_init(&opt);
+    char *cut_buf = NULL;
+    const char *cuts[MAX_CLI_TENSORS];
+    int rc = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(a, "--input") == 0 || strcmp(a, "--output") == 0 ||
+            strcmp(a, "--output-dir") == 0 || strcmp(a, "--threads") == 0 ||
+            strcmp(a, "--forward") == 0 || strcmp(a, "--cut") == 0) {
+            if (!has_value) {
+                rc = usage_error("eval", "%s needs a value", a);
+                goto out;
+            }
+            const char *v = argv[++i];
+            if (strcmp(a, "--input") == 0) {
+                if (n_inputs == MAX_CLI_TENSORS) {
+                    rc = usage_error("eval", "more than %d inputs", MAX_CLI_TENSORS);
+                    goto out;
+                }
+                inputs[n_inputs++] = v;
+            } else if (strcmp(a, "--output") == 0) {
+                output = v;
+            } else if (strcmp(a, "--output-dir") == 0) {
+                output_dir = v;
+            } else if (strcmp(a, "--threads") == 0) {
+                char *end;
+                long t = strtol(v, &end, 10);
+                if (*end || t < 1 || t > 1024) {
+                    rc = usage_error("eval", "--threads wants a number from 1 to 1024, not '%s'", v);
+                    goto out;
+                }
+                opt.threads = (int)t;
+            } else if (strcmp(a, "--forward") == 0) {
+                opt.forward_name = v;
+            } else {
+                free(cut_buf);
+                cut_buf = strdup(v);
+                if (!cut_buf) {
+                    rc = 1;
+                    goto out;
+                }
+                opt.n_cut_outputs = 0;
+                for (char *tok = strtok(cut_buf, ","); tok; tok = strtok(NULL, ",")) {
+                    if (opt.n_cut_outputs == MAX_CLI_TENSORS) {
+                        rc = usage_error("eval", "more than %d --cut names", MAX_CLI_TENSORS);
+                        goto out;
+                    }
+                    cuts[opt.n_cut_outputs++] = tok;
+                }
+                opt.cut_outputs = cuts;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            rc = usage_error("eval", "unknown option '%s'", a);
+            goto out;
+        } else if (!model_path) {
+            model_path = a;
+        } else {
+            rc = usage_error("eval", "unexpected argument '%s'", a);
+            goto out;
+        }
+    }
+    if (!model_path) {
+        rc = usage_error("eval", "%s", "missing MODEL");
+        goto out;
+    }
+    if (!n_inputs) {
+        rc = usage_error("eval", "%s", "give at least one --input X.npy");
+        goto out;
+    }
+    if (!output == !output_dir) {
+        rc = usage_error("eval", "%s", "give exactly one of --output or --output-dir");
+        goto out;
+    }
+
+    npe_ctx *ctx = NULL;
+    npe_model *m = NULL;
+    npe_tensor in[MAX_CLI_TENSORS], *outs = NULL;
+    int n_outs = 0, r;
+    memset(in, 0, sizeof(in));
+    rc = 1;
+    if ((r = npe_ctx_create(&ctx))) {
+        fail(NULL, r);
+        goto out;
+    }
+    for (int i = 0; i < n_inputs; i++)
+        if ((r = npe_tensor_load_npy(ctx, inputs[i], &in[i]))) {
+            fail(ctx, r);
+            goto out_release;
+        }
+    if ((r = npe_model_load(ctx, model_path, &opt, &m))) {
+        fail(ctx, r);
+        goto out_release;
+    }
+    n_outs = output ? 1 : npe_model_output_count(m);
+    outs = calloc((size_t)(n_outs ? n_outs : 1), sizeof(*outs));
+    if (!outs) {
+        fprintf(stderr, "lbprune: error: out of memory\n");
+        goto out_release;
+    }
+    if ((r = npe_model_forward(m, in, n_inputs, outs, n_outs))) {
+        fail(ctx, r);
+        goto out_release;
+    }
+    for (int i = 0; i < n_outs; i++) {
+        char path[4096];
+        if (output)
+            snprintf(path, sizeof(path), "%s", output);
+        else if ((size_t)snprintf(path, sizeof(path), "%s/output_%d.npy", output_dir, i) >=
+                 sizeof(path)) {
+            fprintf(stderr, "lbprune: error: --output-dir path too long\n");
+            goto out_release;
+        }
+        if ((r = npe_tensor_save_npy(ctx, path, &outs[i]))) {
+            fail(ctx, r);
+            goto out_release;
+        }
+        printf("%s: output %d [", path, i);
+        for (int d = 0; d < outs[i].ndim; d++)
+            printf("%s%lld", d ? ", " : "", (long long)outs[i].shape[d]);
+        printf("]\n");
+    }
+    rc = 0;
+out_release:
+    for (int i = 0; i < n_outs && outs; i++)
+        npe_tensor_release(&outs[i]);
+    free(outs);
+    for (int i = 0; i < n_inputs; i++)
+        npe_tensor_release(&in[i]);
+    npe_model_destroy(m);
+    npe_ctx_destroy(ctx);
+out:
+    free(cut_buf);
+    return rc;
+}
+
 /* ---- version, help -------------------------------------------------------------------------- */
 static const char version_usage[] =
     "Usage: lbprune version\n"
@@ -172,6 +340,8 @@ static const command commands[] = {
      inspect_usage, cmd_inspect},
     {"state-dict", "write the tensors of any PyTorch file as a state_dict .pth", state_dict_usage,
      cmd_state_dict},
+    {"eval", "run a traced TorchScript model on .npy inputs with lbprune's kernels", eval_usage,
+     cmd_eval},
     {"version", "print the version", version_usage, cmd_version},
     {"help", "show help for a command", help_usage, NULL},
 };

@@ -182,6 +182,56 @@ NPE_API int npe_archive_describe(npe_archive *a, int format, char **text);
  * (atomically: temporary file then rename). Storages shared between tensors stay shared. */
 NPE_API int npe_archive_save_state_dict(npe_archive *a, const char *path);
 
+/* ---- Tensors ----------------------------------------------------------------------------------
+ * A dense row-major array handed across the API. When the library fills one (loading a .npy,
+ * running a model) it allocates data; give it back with npe_tensor_release. */
+typedef struct npe_tensor {
+    npe_dtype dtype;
+    int ndim;
+    int64_t shape[NPE_MAX_DIMS];
+    void *data;    /* numel * npe_dtype_size(dtype) bytes, C order */
+    size_t nbytes;
+} npe_tensor;
+
+/* Read a .npy file (float16/32/64, int8/16/32/64, uint8, bool; either byte order; Fortran order
+ * is converted). */
+NPE_API int npe_tensor_load_npy(npe_ctx *ctx, const char *path, npe_tensor *out);
+/* Write t as a .npy file, atomically. */
+NPE_API int npe_tensor_save_npy(npe_ctx *ctx, const char *path, const npe_tensor *t);
+/* Free data the library allocated and zero *t. NULL accepted. */
+NPE_API void npe_tensor_release(npe_tensor *t);
+
+/* ---- Models -----------------------------------------------------------------------------------
+ * A traced TorchScript archive (torch.jit.trace(model, x).save(path)) imported into the engine's
+ * graph and run by its own CPU kernels. Thread safety: one thread at a time per model; separate
+ * models are independent. */
+typedef struct npe_model npe_model;
+
+typedef struct npe_model_options {
+    const char *forward_name;       /* method to run; NULL: "forward" (e.g. "dummy_forward") */
+    const char *const *cut_outputs; /* when n_cut_outputs > 0, the outputs become these named */
+    int n_cut_outputs;              /* values (module paths), dropping what only fed the rest */
+    int threads;                    /* kernel threads; <= 0: one per CPU */
+} npe_model_options;
+
+/* Defaults: forward, all outputs, one thread per CPU. */
+NPE_API void npe_model_options_init(npe_model_options *opt);
+/* Import the archive at path. opt may be NULL (defaults). Unknown ops and scripted (non-traced)
+ * models are errors naming the op and the code line. */
+NPE_API int npe_model_load(npe_ctx *ctx, const char *path, const npe_model_options *opt,
+                           npe_model **out);
+NPE_API void npe_model_destroy(npe_model *m);
+NPE_API int npe_model_input_count(const npe_model *m);
+NPE_API int npe_model_output_count(const npe_model *m);
+/* Names of the graph's inputs and outputs (as the model's code names them). */
+NPE_API const char *npe_model_input_name(const npe_model *m, int i);
+NPE_API const char *npe_model_output_name(const npe_model *m, int i);
+/* Run the model on inputs (float32 or float64; batch and spatial size from their shapes) and
+ * fill outputs[0..n_outputs) with float32 tensors the caller releases with npe_tensor_release.
+ * n_outputs may be less than the model has (the first ones are returned). */
+NPE_API int npe_model_forward(npe_model *m, const npe_tensor *inputs, int n_inputs,
+                              npe_tensor *outputs, int n_outputs);
+
 /* Free memory the library handed to the caller. NULL is accepted. */
 NPE_API void npe_free(void *p);
 

@@ -1,0 +1,1063 @@
+/* Executor: memory plan over the graph (one arena, buffers reused after their last reader, views
+ * sharing their source's buffer, elementwise ops in place when their input dies), batch norm
+ * folded into scale/shift once per plan, and one kernel call (or a few) per node. */
+#include "exec.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../importers/torchscript.h"
+#include "../kernels/cpu/threadpool.h"
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+struct npe_exec {
+    npe_graph *g;
+    const npe_kernels *k;
+    unsigned flags;
+    int planned;
+    int n_in;
+    npe_tshape *shapes;     /* input shapes of the plan */
+    int *root;              /* per value: value whose buffer it uses */
+    int64_t *off;           /* per value (roots): offset in floats into the arena, -1 none */
+    unsigned char *run;     /* per node: executed at run time */
+    float **affine;         /* per node: batch norm scale (C) then shift (C) */
+    float *arena;
+    size_t arena_n;
+    float *tmp;             /* reduction intermediates: two halves */
+    size_t tmp_n;
+    void *scratch;
+    size_t scratch_size;
+    int scratch_threads;
+};
+
+NPE_PRINTF(4, 5) static int xerr(npe_exec *x, int node, npe_error *err, const char *fmt, ...)
+{
+    char msg[512], where[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    npe_node_desc(x->g, node, where, sizeof where);
+    return npe_error_set(err, NPE_EUNSUPPORTED, "%s: %s", where, msg);
+}
+
+/* ---- Reading the graph ----------------------------------------------------------------------- */
+static int64_t ival(const npe_graph *g, int vid)
+{
+    const npe_value *v = &g->values[vid];
+    switch (v->type) {
+    case NPE_VT_INT:
+    case NPE_VT_BOOL:
+        return v->i;
+    case NPE_VT_FLOAT:
+        return (int64_t)v->f;
+    case NPE_VT_TENSOR:
+        return v->i;
+    default:
+        return 0;
+    }
+}
+
+static double fval(const npe_graph *g, int vid)
+{
+    const npe_value *v = &g->values[vid];
+    switch (v->type) {
+    case NPE_VT_INT:
+    case NPE_VT_BOOL:
+        return (double)v->i;
+    case NPE_VT_FLOAT:
+    case NPE_VT_TENSOR:
+        return v->f;
+    default:
+        return 0;
+    }
+}
+
+static int is_none(const npe_graph *g, int vid)
+{
+    return g->values[vid].type == NPE_VT_NONE;
+}
+
+/* int[2] argument: a list of 1 or 2 ints, or one int. */
+static void pair(const npe_graph *g, int vid, int64_t out[2])
+{
+    const npe_value *v = &g->values[vid];
+    if (v->type == NPE_VT_LIST && v->n_items >= 1) {
+        out[0] = ival(g, v->items[0]);
+        out[1] = ival(g, v->items[v->n_items > 1 ? 1 : 0]);
+    } else {
+        out[0] = out[1] = ival(g, vid);
+    }
+}
+
+static int ints(const npe_graph *g, int vid, int64_t *out, int max)
+{
+    const npe_value *v = &g->values[vid];
+    if (v->type != NPE_VT_LIST) {
+        out[0] = ival(g, vid);
+        return 1;
+    }
+    int n = v->n_items < max ? v->n_items : max;
+    for (int i = 0; i < n; i++)
+        out[i] = ival(g, v->items[i]);
+    return n;
+}
+
+static int wrap(int64_t d, int ndim)
+{
+    int n = ndim > 0 ? ndim : 1;
+    return (int)(d < 0 ? d + n : d);
+}
+
+static void strides_of(const npe_value *v, int64_t *s)
+{
+    int64_t acc = 1;
+    for (int d = v->ndim - 1; d >= 0; d--) {
+        s[d] = acc;
+        acc *= v->shape[d];
+    }
+}
+
+static int64_t prod(const int64_t *s, int a, int b)
+{
+    int64_t p = 1;
+    for (int i = a; i < b; i++)
+        p *= s[i];
+    return p;
+}
+
+/* Is value v held by the graph (parameter, constant, static) rather than computed at run time? */
+static int is_static_tensor(const npe_graph *g, int v)
+{
+    const npe_value *val = &g->values[v];
+    return val->type == NPE_VT_TENSOR && (val->flags & NPE_VF_STATIC) && val->data &&
+           !(val->flags & NPE_VF_INPUT);
+}
+
+static float *vptr(const npe_exec *x, int v)
+{
+    int r = x->root[v];
+    if (x->off[r] >= 0)
+        return x->arena + x->off[r];
+    return x->g->values[r].data;
+}
+
+/* ---- Planning -------------------------------------------------------------------------------- */
+static void unplan(npe_exec *x)
+{
+    if (x->affine && x->g) {
+        for (int i = 0; i < x->g->n_nodes; i++)
+            free(x->affine[i]);
+    }
+    free(x->affine);
+    free(x->root);
+    free(x->off);
+    free(x->run);
+    free(x->arena);
+    free(x->tmp);
+    x->affine = NULL;
+    x->root = NULL;
+    x->off = NULL;
+    x->run = NULL;
+    x->arena = NULL;
+    x->tmp = NULL;
+    x->arena_n = x->tmp_n = 0;
+    x->planned = 0;
+}
+
+static int inplace_capable(npe_op op)
+{
+    switch (op) {
+    case NPE_OP_RELU: case NPE_OP_HARDTANH: case NPE_OP_LEAKY_RELU: case NPE_OP_SILU:
+    case NPE_OP_SIGMOID: case NPE_OP_HARDSWISH: case NPE_OP_HARDSIGMOID: case NPE_OP_TANH:
+    case NPE_OP_GELU: case NPE_OP_ELU: case NPE_OP_CLAMP: case NPE_OP_NEG: case NPE_OP_EXP:
+    case NPE_OP_SQRT: case NPE_OP_BATCH_NORM: case NPE_OP_ADD: case NPE_OP_SUB: case NPE_OP_MUL:
+    case NPE_OP_DIV: case NPE_OP_POW:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int same_shape(const npe_value *a, const npe_value *b)
+{
+    if (a->ndim != b->ndim)
+        return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d])
+            return 0;
+    return 1;
+}
+
+typedef struct placed {
+    int64_t off, size;
+} placed;
+
+static int cmp_placed(const void *a, const void *b)
+{
+    const placed *p = a, *q = b;
+    return p->off < q->off ? -1 : p->off > q->off;
+}
+
+static int plan(npe_exec *x, npe_error *err)
+{
+    npe_graph *g = x->g;
+    int nv = g->n_values, nn = g->n_nodes;
+    unplan(x);
+    x->root = malloc((size_t)(nv ? nv : 1) * sizeof *x->root);
+    x->off = malloc((size_t)(nv ? nv : 1) * sizeof *x->off);
+    x->run = calloc((size_t)(nn ? nn : 1), 1);
+    x->affine = calloc((size_t)(nn ? nn : 1), sizeof *x->affine);
+    int *def = malloc((size_t)(nv ? nv : 1) * sizeof *def);
+    int *last = malloc((size_t)(nv ? nv : 1) * sizeof *last);
+    int *order = malloc((size_t)(nv ? nv : 1) * sizeof *order);
+    placed *pl = malloc((size_t)(nv ? nv : 1) * sizeof *pl);
+    int r = 0;
+    if (!x->root || !x->off || !x->run || !x->affine || !def || !last || !order || !pl) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free;
+    }
+    const int keep = (x->flags & NPE_EXEC_KEEP_ALL) != 0;
+    for (int v = 0; v < nv; v++) {
+        x->root[v] = v;
+        x->off[v] = -1;
+        def[v] = -2; /* not an arena buffer */
+        last[v] = -1;
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        def[g->inputs[i]] = -1;
+    for (int i = 0; i < nn; i++) {
+        const npe_node *n = &g->nodes[i];
+        if (n->flags & NPE_NF_STATIC)
+            continue;
+        x->run[i] = 1;
+        const npe_op_schema *s = npe_op_schema_of(n->op);
+        for (int k = 0; k < n->n_out; k++)
+            if (g->values[n->out[k]].type == NPE_VT_TENSOR && !(g->values[n->out[k]].flags & NPE_VF_UNUSABLE))
+                def[n->out[k]] = i;
+        if ((s->flags & NPE_OPF_ALIAS) && g->values[n->in[0]].type == NPE_VT_TENSOR)
+            x->root[n->out[0]] = x->root[n->in[0]];
+    }
+    /* last use per root (outputs live to the end) */
+    for (int i = 0; i < nn; i++) {
+        if (!x->run[i])
+            continue;
+        const npe_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (g->values[n->in[k]].type == NPE_VT_TENSOR && last[x->root[n->in[k]]] < i)
+                last[x->root[n->in[k]]] = i;
+        for (int k = 0; k < n->n_out; k++)
+            if (last[x->root[n->out[k]]] < i)
+                last[x->root[n->out[k]]] = i;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        last[x->root[g->outputs[i]]] = nn;
+    /* in place: an elementwise op whose input buffer dies here writes over it */
+    for (int i = 0; i < nn && !keep; i++) {
+        const npe_node *n = &g->nodes[i];
+        if (!x->run[i] || !inplace_capable(n->op))
+            continue;
+        int in0 = n->in[0], out0 = n->out[0];
+        if (g->values[in0].type != NPE_VT_TENSOR || is_static_tensor(g, x->root[in0]))
+            continue;
+        int ri = x->root[in0];
+        if (last[ri] != i || def[ri] == -2 || x->root[out0] != out0 ||
+            !same_shape(&g->values[in0], &g->values[out0]))
+            continue;
+        int shared = 0;
+        for (int k = 1; k < n->n_in; k++)
+            if (g->values[n->in[k]].type == NPE_VT_TENSOR && x->root[n->in[k]] == ri)
+                shared = 1;
+        if (shared)
+            continue;
+        x->root[out0] = ri;
+        last[ri] = last[out0] > i ? last[out0] : i;
+        for (int v = 0; v < nv; v++) /* values already aliasing out0 (none yet: out0 is new) */
+            if (x->root[v] == out0)
+                x->root[v] = ri;
+    }
+    /* aliases of aliases: resolve to the final root */
+    for (int v = 0; v < nv; v++) {
+        int rr = x->root[v], guard = 0;
+        while (x->root[rr] != rr && guard++ < nv)
+            rr = x->root[rr];
+        x->root[v] = rr;
+    }
+    for (int v = 0; v < nv; v++)
+        if (x->root[v] != v && last[v] > last[x->root[v]])
+            last[x->root[v]] = last[v];
+    if (keep)
+        for (int v = 0; v < nv; v++)
+            last[v] = nn;
+    /* place roots: earliest definition first, lowest free offset among live overlapping ones */
+    int nroots = 0;
+    for (int v = 0; v < nv; v++)
+        if (x->root[v] == v && def[v] != -2 && !is_static_tensor(g, v))
+            order[nroots++] = v;
+    size_t top = 0;
+    for (int a = 0; a < nroots; a++) {
+        int v = order[a];
+        int64_t numel = npe_value_numel(&g->values[v]);
+        if (numel < 0 || (uint64_t)numel > (SIZE_MAX / sizeof(float)) / 4) {
+            r = npe_error_set(err, NPE_ELIMIT, "activation '%s' is too large", g->values[v].name);
+            goto out_free;
+        }
+        int64_t size = (numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        if (!size)
+            size = ALIGN_FLOATS;
+        int np = 0;
+        for (int b = 0; b < a; b++) {
+            int u = order[b];
+            if (def[u] <= last[v] && def[v] <= last[u]) {
+                int64_t nu = npe_value_numel(&g->values[u]);
+                pl[np].off = x->off[u];
+                pl[np].size = nu ? (nu + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS : ALIGN_FLOATS;
+                np++;
+            }
+        }
+        qsort(pl, (size_t)np, sizeof *pl, cmp_placed);
+        int64_t at = 0;
+        for (int k = 0; k < np; k++) {
+            if (pl[k].off - at >= size)
+                break;
+            if (pl[k].off + pl[k].size > at)
+                at = pl[k].off + pl[k].size;
+        }
+        x->off[v] = at;
+        if ((size_t)(at + size) > top)
+            top = (size_t)(at + size);
+    }
+    x->arena_n = top;
+    x->arena = top ? aligned_alloc(64, top * sizeof(float)) : NULL;
+    if (top && !x->arena) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory for %zu MiB of activations",
+                          top * sizeof(float) >> 20);
+        goto out_free;
+    }
+    /* per-node constants: batch norm folded; reduction intermediates */
+    size_t tmp = 0;
+    for (int i = 0; i < nn; i++) {
+        if (!x->run[i])
+            continue;
+        const npe_node *n = &g->nodes[i];
+        if (n->op == NPE_OP_BATCH_NORM) {
+            const npe_value *xv = &g->values[n->in[0]];
+            int64_t c = xv->shape[1];
+            float *aff = malloc((size_t)(2 * c + 1) * sizeof(float));
+            if (!aff) {
+                r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+                goto out_free;
+            }
+            const float *w = is_none(g, n->in[NPE_BN_WEIGHT]) ? NULL : g->values[n->in[NPE_BN_WEIGHT]].data;
+            const float *b = is_none(g, n->in[NPE_BN_BIAS]) ? NULL : g->values[n->in[NPE_BN_BIAS]].data;
+            const float *mean = g->values[n->in[NPE_BN_MEAN]].data;
+            const float *var = g->values[n->in[NPE_BN_VAR]].data;
+            double eps = fval(g, n->in[NPE_BN_EPS]);
+            for (int64_t ch = 0; ch < c; ch++) {
+                /* as PyTorch: (x - mean) / sqrt(var + eps) * w + b, in float */
+                float inv = 1.0f / sqrtf(var[ch] + (float)eps);
+                float sc = (w ? w[ch] : 1.0f) * inv;
+                aff[ch] = sc;
+                aff[c + ch] = (b ? b[ch] : 0.0f) - mean[ch] * sc;
+            }
+            x->affine[i] = aff;
+        } else if (n->op == NPE_OP_MEAN || n->op == NPE_OP_SUM) {
+            int64_t numel = npe_value_numel(&g->values[n->in[0]]);
+            if ((size_t)numel > tmp)
+                tmp = (size_t)numel;
+        }
+    }
+    if (tmp) {
+        x->tmp = malloc(2 * tmp * sizeof(float));
+        if (!x->tmp) {
+            r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+            goto out_free;
+        }
+        x->tmp_n = tmp;
+    }
+    x->scratch_threads = 0; /* sized on the next run */
+    x->planned = 1;
+out_free:
+    free(def);
+    free(last);
+    free(order);
+    free(pl);
+    if (r)
+        unplan(x);
+    return r;
+}
+
+static void conv_params(const npe_graph *g, const npe_node *n, npe_conv2d_params *p)
+{
+    const npe_value *xv = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
+    int64_t st[2], pd[2], dl[2], op[2] = {0, 0};
+    pair(g, n->in[NPE_CONV_STRIDE], st);
+    pair(g, n->in[NPE_CONV_PADDING], pd);
+    pair(g, n->in[NPE_CONV_DILATION], dl);
+    int transposed = ival(g, n->in[NPE_CONV_TRANSPOSED]) != 0;
+    if (transposed)
+        pair(g, n->in[NPE_CONV_OUTPUT_PADDING], op);
+    memset(p, 0, sizeof *p);
+    p->n = (int)xv->shape[0];
+    p->c_in = (int)xv->shape[1];
+    p->h_in = (int)xv->shape[2];
+    p->w_in = (int)xv->shape[3];
+    p->c_out = (int)y->shape[1];
+    p->h_out = (int)y->shape[2];
+    p->w_out = (int)y->shape[3];
+    p->kh = (int)w->shape[2];
+    p->kw = (int)w->shape[3];
+    p->sh = (int)st[0];
+    p->sw = (int)st[1];
+    p->ph = (int)pd[0];
+    p->pw = (int)pd[1];
+    p->dh = (int)dl[0];
+    p->dw = (int)dl[1];
+    p->groups = (int)ival(g, n->in[NPE_CONV_GROUPS]);
+    p->transposed = transposed;
+    p->oph = (int)op[0];
+    p->opw = (int)op[1];
+}
+
+static int size_scratch(npe_exec *x, int nthreads, npe_error *err)
+{
+    if (x->scratch_threads == nthreads && x->scratch)
+        return 0;
+    size_t need = 64;
+    for (int i = 0; i < x->g->n_nodes; i++) {
+        if (!x->run[i] || x->g->nodes[i].op != NPE_OP_CONV)
+            continue;
+        npe_conv2d_params p;
+        conv_params(x->g, &x->g->nodes[i], &p);
+        size_t s = x->k->conv2d_scratch(&p, nthreads);
+        if (s > need)
+            need = s;
+    }
+    need = (need + 63) & ~(size_t)63;
+    if (need > x->scratch_size || !x->scratch) {
+        free(x->scratch);
+        x->scratch = aligned_alloc(64, need);
+        if (!x->scratch) {
+            x->scratch_size = 0;
+            return npe_error_set(err, NPE_ENOMEM, "out of memory for %zu MiB of kernel scratch",
+                                 need >> 20);
+        }
+        x->scratch_size = need;
+    }
+    x->scratch_threads = nthreads;
+    return 0;
+}
+
+/* ---- Running one node ------------------------------------------------------------------------ */
+static int run_binary(npe_exec *x, const npe_kexec *ex, const npe_node *n, int nidx,
+                      npe_error *err)
+{
+    const npe_graph *g = x->g;
+    const npe_value *y = &g->values[n->out[0]];
+    int ia = 0, ib = 1;
+    npe_binary_op op;
+    float alpha = 1.0f;
+    switch (n->op) {
+    case NPE_OP_ADD: op = NPE_BINARY_ADD; alpha = (float)fval(g, n->in[2]); break;
+    case NPE_OP_SUB: op = NPE_BINARY_SUB; alpha = (float)fval(g, n->in[2]); break;
+    case NPE_OP_RSUB: op = NPE_BINARY_SUB; alpha = (float)fval(g, n->in[2]); ia = 1; ib = 0; break;
+    case NPE_OP_MUL: op = NPE_BINARY_MUL; break;
+    case NPE_OP_DIV: op = NPE_BINARY_DIV; break;
+    case NPE_OP_POW: op = NPE_BINARY_POW; break;
+    default: return xerr(x, nidx, err, "not a binary op");
+    }
+    float sa, sb;
+    const float *pa = NULL, *pb = NULL;
+    int64_t shape[NPE_MAX_DIMS], as[NPE_MAX_DIMS], bs[NPE_MAX_DIMS];
+    int nd = y->ndim;
+    for (int d = 0; d < nd; d++)
+        shape[d] = y->shape[d];
+    if (nd == 0) {
+        nd = 1;
+        shape[0] = 1;
+    }
+    for (int k = 0; k < 2; k++) {
+        int vid = n->in[k == 0 ? ia : ib];
+        const npe_value *v = &g->values[vid];
+        int64_t *st = k == 0 ? as : bs;
+        if (v->type != NPE_VT_TENSOR) {
+            float *slot = k == 0 ? &sa : &sb;
+            *slot = (float)fval(g, vid);
+            if (k == 0)
+                pa = slot;
+            else
+                pb = slot;
+            for (int d = 0; d < nd; d++)
+                st[d] = 0;
+            continue;
+        }
+        int64_t cs[NPE_MAX_DIMS];
+        strides_of(v, cs);
+        for (int d = 0; d < nd; d++) {
+            int j = d - (nd - v->ndim);
+            st[d] = (j < 0 || v->shape[j] == 1) ? 0 : cs[j];
+        }
+        if (k == 0)
+            pa = vptr(x, vid);
+        else
+            pb = vptr(x, vid);
+    }
+    x->k->binary(ex, op, nd, shape, pa, as, pb, bs, vptr(x, n->out[0]), alpha);
+    return 0;
+}
+
+static int run_unary(npe_exec *x, const npe_kexec *ex, const npe_node *n)
+{
+    const npe_graph *g = x->g;
+    npe_unary_op op = NPE_UNARY_RELU;
+    float a = 0, b = 0;
+    switch (n->op) {
+    case NPE_OP_RELU: op = NPE_UNARY_RELU; break;
+    case NPE_OP_HARDTANH:
+        op = NPE_UNARY_HARDTANH;
+        a = (float)fval(g, n->in[1]);
+        b = (float)fval(g, n->in[2]);
+        break;
+    case NPE_OP_CLAMP:
+        op = NPE_UNARY_HARDTANH;
+        a = is_none(g, n->in[1]) ? -INFINITY : (float)fval(g, n->in[1]);
+        b = is_none(g, n->in[2]) ? INFINITY : (float)fval(g, n->in[2]);
+        break;
+    case NPE_OP_LEAKY_RELU: op = NPE_UNARY_LEAKY_RELU; a = (float)fval(g, n->in[1]); break;
+    case NPE_OP_SILU: op = NPE_UNARY_SILU; break;
+    case NPE_OP_SIGMOID: op = NPE_UNARY_SIGMOID; break;
+    case NPE_OP_HARDSWISH: op = NPE_UNARY_HARDSWISH; break;
+    case NPE_OP_HARDSIGMOID: op = NPE_UNARY_HARDSIGMOID; break;
+    case NPE_OP_TANH: op = NPE_UNARY_TANH; break;
+    case NPE_OP_GELU: op = NPE_UNARY_GELU; break;
+    case NPE_OP_ELU: op = NPE_UNARY_ELU; a = (float)fval(g, n->in[1]); break;
+    case NPE_OP_NEG: op = NPE_UNARY_NEG; break;
+    case NPE_OP_EXP: op = NPE_UNARY_EXP; break;
+    case NPE_OP_SQRT: op = NPE_UNARY_SQRT; break;
+    default: break;
+    }
+    const npe_value *y = &g->values[n->out[0]];
+    x->k->unary(ex, op, npe_value_numel(y), vptr(x, n->in[0]), vptr(x, n->out[0]), a, b);
+    return 0;
+}
+
+/* y (contiguous, shape of out) = x viewed with strides xs from base. */
+static void gather(npe_exec *x, const npe_kexec *ex, int ndim, const int64_t *shape,
+                   const float *src, const int64_t *xs, float *dst)
+{
+    int64_t ys[NPE_MAX_DIMS + 2], acc = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        ys[d] = acc;
+        acc *= shape[d];
+    }
+    if (acc == 0)
+        return;
+    if (ndim == 0) {
+        int64_t one = 1, z = 0;
+        x->k->copy_strided(ex, 1, &one, src, &z, dst, &z);
+        return;
+    }
+    x->k->copy_strided(ex, ndim, shape, src, xs, dst, ys);
+}
+
+static void run_reduce(npe_exec *x, const npe_kexec *ex, const npe_node *n)
+{
+    const npe_graph *g = x->g;
+    const npe_value *xv = &g->values[n->in[0]];
+    unsigned mask = 0;
+    if (is_none(g, n->in[1])) {
+        mask = (1u << xv->ndim) - 1;
+    } else {
+        int64_t dims[NPE_MAX_DIMS];
+        int nd = ints(g, n->in[1], dims, NPE_MAX_DIMS);
+        for (int i = 0; i < nd; i++)
+            mask |= 1u << wrap(dims[i], xv->ndim);
+        if (!nd)
+            mask = (1u << xv->ndim) - 1;
+    }
+    npe_reduce_op op = n->op == NPE_OP_MEAN ? NPE_REDUCE_MEAN : NPE_REDUCE_SUM;
+    int64_t cur[NPE_MAX_DIMS];
+    int nd = xv->ndim;
+    memcpy(cur, xv->shape, sizeof cur);
+    const float *src = vptr(x, n->in[0]);
+    float *dst_final = vptr(x, n->out[0]);
+    int buf = 0;
+    if (!mask || nd == 0) { /* nothing reduced: a copy */
+        int64_t numel = npe_value_numel(xv);
+        memmove(dst_final, src, (size_t)numel * sizeof(float));
+        return;
+    }
+    while (mask) {
+        int e = nd - 1;
+        while (!(mask & (1u << e)))
+            e--;
+        int s = e;
+        while (s > 0 && (mask & (1u << (s - 1))))
+            s--;
+        int64_t outer = prod(cur, 0, s), r = prod(cur, s, e + 1), inner = prod(cur, e + 1, nd);
+        for (int d = s; d <= e; d++)
+            mask &= ~(1u << d);
+        float *dst = mask ? x->tmp + (size_t)buf * x->tmp_n : dst_final;
+        x->k->reduce(ex, op, outer, r, inner, src, dst);
+        src = dst;
+        buf ^= 1;
+        /* drop dims s..e */
+        int w = s;
+        for (int d = e + 1; d < nd; d++)
+            cur[w++] = cur[d];
+        nd = w;
+    }
+}
+
+static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
+{
+    const npe_graph *g = x->g;
+    const npe_node *n = &g->nodes[i];
+    const npe_op_schema *s = npe_op_schema_of(n->op);
+    const npe_value *y = &g->values[n->out[0]];
+    const npe_value *xv = &g->values[n->in[0]];
+    if (s->flags & NPE_OPF_ALIAS) {
+        if (x->root[n->out[0]] != x->root[n->in[0]]) { /* input not a tensor buffer */
+            int64_t numel = npe_value_numel(y);
+            memcpy(vptr(x, n->out[0]), vptr(x, n->in[0]), (size_t)numel * sizeof(float));
+        }
+        return 0;
+    }
+    switch (n->op) {
+    case NPE_OP_CONV: {
+        npe_conv2d_params p;
+        conv_params(g, n, &p);
+        const float *b = is_none(g, n->in[NPE_CONV_BIAS]) ? NULL : vptr(x, n->in[NPE_CONV_BIAS]);
+        x->k->conv2d(ex, &p, vptr(x, n->in[0]), vptr(x, n->in[1]), b, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_LINEAR: {
+        const npe_value *w = &g->values[n->in[1]];
+        int64_t kdim = w->shape[1], ndim_out = w->shape[0];
+        int64_t m = kdim ? npe_value_numel(xv) / kdim : 0;
+        const float *b = is_none(g, n->in[2]) ? NULL : vptr(x, n->in[2]);
+        x->k->linear(ex, m, kdim, ndim_out, vptr(x, n->in[0]), vptr(x, n->in[1]), b,
+                     vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_BATCH_NORM: {
+        int64_t c = xv->shape[1];
+        x->k->channel_affine(ex, xv->shape[0], c, prod(xv->shape, 2, xv->ndim), vptr(x, n->in[0]),
+                             x->affine[i], x->affine[i] + c, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_ADD:
+    case NPE_OP_SUB:
+    case NPE_OP_RSUB:
+    case NPE_OP_MUL:
+    case NPE_OP_DIV:
+    case NPE_OP_POW:
+        return run_binary(x, ex, n, i, err);
+    case NPE_OP_MAX_POOL2D:
+    case NPE_OP_AVG_POOL2D: {
+        int avg = n->op == NPE_OP_AVG_POOL2D;
+        npe_pool2d_params p;
+        memset(&p, 0, sizeof p);
+        int64_t k[2], st[2], pd[2], dl[2] = {1, 1};
+        pair(g, n->in[1], k);
+        const npe_value *sv = &g->values[n->in[2]];
+        if (sv->type == NPE_VT_LIST && sv->n_items == 0) {
+            st[0] = k[0];
+            st[1] = k[1];
+        } else {
+            pair(g, n->in[2], st);
+        }
+        pair(g, n->in[3], pd);
+        if (!avg)
+            pair(g, n->in[4], dl);
+        p.n = (int)xv->shape[0];
+        p.c = (int)xv->shape[1];
+        p.h_in = (int)xv->shape[2];
+        p.w_in = (int)xv->shape[3];
+        p.h_out = (int)y->shape[2];
+        p.w_out = (int)y->shape[3];
+        p.kh = (int)k[0];
+        p.kw = (int)k[1];
+        p.sh = (int)st[0];
+        p.sw = (int)st[1];
+        p.ph = (int)pd[0];
+        p.pw = (int)pd[1];
+        p.dh = (int)dl[0];
+        p.dw = (int)dl[1];
+        p.ceil_mode = (int)ival(g, n->in[avg ? 4 : 5]);
+        if (avg) {
+            p.count_include_pad = (int)ival(g, n->in[5]);
+            p.divisor_override = is_none(g, n->in[6]) ? 0 : (int)ival(g, n->in[6]);
+            x->k->avg_pool2d(ex, &p, vptr(x, n->in[0]), vptr(x, n->out[0]));
+        } else {
+            x->k->max_pool2d(ex, &p, vptr(x, n->in[0]), vptr(x, n->out[0]));
+        }
+        return 0;
+    }
+    case NPE_OP_ADAPTIVE_AVG_POOL2D:
+    case NPE_OP_ADAPTIVE_MAX_POOL2D: {
+        void (*fn)(const npe_kexec *, int, int, int, int, int, int, const float *, float *) =
+            n->op == NPE_OP_ADAPTIVE_AVG_POOL2D ? x->k->adaptive_avg_pool2d
+                                                : x->k->adaptive_max_pool2d;
+        fn(ex, (int)xv->shape[0], (int)xv->shape[1], (int)xv->shape[2], (int)xv->shape[3],
+           (int)y->shape[2], (int)y->shape[3], vptr(x, n->in[0]), vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_UPSAMPLE_NEAREST2D:
+    case NPE_OP_UPSAMPLE_BILINEAR2D: {
+        int bil = n->op == NPE_OP_UPSAMPLE_BILINEAR2D;
+        int sf = bil ? 3 : 2;
+        float sc[2];
+        const npe_value *sv = &g->values[n->in[sf]];
+        for (int d = 0; d < 2; d++) {
+            if (is_none(g, n->in[1]) && sv->type == NPE_VT_LIST && sv->n_items >= 1)
+                sc[d] = (float)(1.0 / fval(g, sv->items[sv->n_items > 1 ? d : 0]));
+            else
+                sc[d] = (float)xv->shape[2 + d] / (float)y->shape[2 + d];
+        }
+        if (bil)
+            x->k->upsample_bilinear2d(ex, (int)xv->shape[0], (int)xv->shape[1], (int)xv->shape[2],
+                                      (int)xv->shape[3], (int)y->shape[2], (int)y->shape[3],
+                                      (int)ival(g, n->in[2]), sc[0], sc[1], vptr(x, n->in[0]),
+                                      vptr(x, n->out[0]));
+        else
+            x->k->upsample_nearest2d(ex, (int)xv->shape[0], (int)xv->shape[1], (int)xv->shape[2],
+                                     (int)xv->shape[3], (int)y->shape[2], (int)y->shape[3], sc[0],
+                                     sc[1], vptr(x, n->in[0]), vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_PIXEL_SHUFFLE: {
+        int64_t f = ival(g, n->in[1]);
+        int64_t N = xv->shape[0], C = y->shape[1], H = xv->shape[2], W = xv->shape[3];
+        int64_t shape[6] = {N, C, H, f, W, f};
+        int64_t xs[6] = {C * f * f * H * W, f * f * H * W, W, f * H * W, 1, H * W};
+        gather(x, ex, 6, shape, vptr(x, n->in[0]), xs, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_PAD: {
+        int64_t p[16];
+        int np = ints(g, n->in[1], p, 16);
+        for (int k = 4; k < np; k++)
+            if (p[k])
+                return xerr(x, i, err, "padding of more than the last two dims is not supported");
+        int64_t w = xv->ndim >= 1 ? xv->shape[xv->ndim - 1] : 1;
+        int64_t h = xv->ndim >= 2 ? xv->shape[xv->ndim - 2] : 1;
+        int64_t outer = xv->ndim >= 2 ? prod(xv->shape, 0, xv->ndim - 2) : 1;
+        float value = is_none(g, n->in[3]) ? 0.0f : (float)fval(g, n->in[3]);
+        x->k->pad2d(ex, outer, (int)h, (int)w, (int)p[0], (int)(np > 1 ? p[1] : 0),
+                    (int)(np > 2 ? p[2] : 0), (int)(np > 3 ? p[3] : 0), value, vptr(x, n->in[0]),
+                    vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_CAT:
+    case NPE_OP_STACK: {
+        int nt = n->n_in - 1, stack = n->op == NPE_OP_STACK;
+        int d = wrap(ival(g, n->in[nt]), y->ndim);
+        int64_t ys[NPE_MAX_DIMS];
+        strides_of(y, ys);
+        float *dst = vptr(x, n->out[0]);
+        int64_t at = 0;
+        for (int t = 0; t < nt; t++) {
+            const npe_value *v = &g->values[n->in[t]];
+            int64_t xs[NPE_MAX_DIMS], oys[NPE_MAX_DIMS];
+            strides_of(v, xs);
+            for (int k = 0, j = 0; k < y->ndim; k++)
+                if (!stack || k != d)
+                    oys[j++] = ys[k];
+            if (npe_value_numel(v) > 0) {
+                if (v->ndim == 0) {
+                    dst[at * ys[d]] = vptr(x, n->in[t])[0];
+                } else {
+                    x->k->copy_strided(ex, v->ndim, v->shape, vptr(x, n->in[t]), xs,
+                                       dst + at * ys[d], oys);
+                }
+            }
+            at += stack ? 1 : v->shape[d];
+        }
+        return 0;
+    }
+    case NPE_OP_CHUNK:
+    case NPE_OP_SPLIT:
+    case NPE_OP_SPLIT_WITH_SIZES:
+    case NPE_OP_UNBIND: {
+        int unbind = n->op == NPE_OP_UNBIND;
+        int d = wrap(ival(g, n->in[unbind ? 1 : 2]), xv->ndim);
+        int64_t xs[NPE_MAX_DIMS];
+        strides_of(xv, xs);
+        int64_t at = 0;
+        for (int k = 0; k < n->n_out; k++) {
+            const npe_value *o = &g->values[n->out[k]];
+            int64_t shape[NPE_MAX_DIMS];
+            memcpy(shape, xv->shape, sizeof shape);
+            shape[d] = unbind ? 1 : o->shape[d];
+            gather(x, ex, xv->ndim, shape, vptr(x, n->in[0]) + at * xs[d], xs, vptr(x, n->out[k]));
+            at += shape[d];
+        }
+        return 0;
+    }
+    case NPE_OP_SLICE: {
+        int d = wrap(ival(g, n->in[1]), xv->ndim);
+        int64_t size = xv->shape[d];
+        int64_t start = is_none(g, n->in[2]) ? 0 : ival(g, n->in[2]);
+        int64_t step = ival(g, n->in[4]);
+        if (start < 0)
+            start = start < -size ? 0 : start + size;
+        if (start > size)
+            start = size;
+        int64_t xs[NPE_MAX_DIMS];
+        strides_of(xv, xs);
+        const float *src = vptr(x, n->in[0]) + start * xs[d];
+        xs[d] *= step;
+        gather(x, ex, y->ndim, y->shape, src, xs, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_SELECT: {
+        int d = wrap(ival(g, n->in[1]), xv->ndim);
+        int64_t idx = ival(g, n->in[2]);
+        if (idx < 0)
+            idx += xv->shape[d];
+        int64_t xs[NPE_MAX_DIMS], ss[NPE_MAX_DIMS];
+        strides_of(xv, xs);
+        for (int k = 0, j = 0; k < xv->ndim; k++)
+            if (k != d)
+                ss[j++] = xs[k];
+        gather(x, ex, y->ndim, y->shape, vptr(x, n->in[0]) + idx * xs[d], ss, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_PERMUTE:
+    case NPE_OP_TRANSPOSE: {
+        int64_t xs[NPE_MAX_DIMS], ps[NPE_MAX_DIMS];
+        strides_of(xv, xs);
+        if (n->op == NPE_OP_PERMUTE) {
+            int64_t dims[NPE_MAX_DIMS];
+            int nd = ints(g, n->in[1], dims, NPE_MAX_DIMS);
+            for (int k = 0; k < nd; k++)
+                ps[k] = xs[wrap(dims[k], xv->ndim)];
+        } else {
+            memcpy(ps, xs, sizeof ps);
+            if (xv->ndim) {
+                int a = wrap(ival(g, n->in[1]), xv->ndim), b = wrap(ival(g, n->in[2]), xv->ndim);
+                ps[a] = xs[b];
+                ps[b] = xs[a];
+            }
+        }
+        gather(x, ex, y->ndim, y->shape, vptr(x, n->in[0]), ps, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_EXPAND: {
+        int64_t xs[NPE_MAX_DIMS], es[NPE_MAX_DIMS];
+        strides_of(xv, xs);
+        for (int d = 0; d < y->ndim; d++) {
+            int j = d - (y->ndim - xv->ndim);
+            es[d] = (j < 0 || xv->shape[j] == 1) ? 0 : xs[j];
+        }
+        gather(x, ex, y->ndim, y->shape, vptr(x, n->in[0]), es, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_MEAN:
+    case NPE_OP_SUM:
+        run_reduce(x, ex, n);
+        return 0;
+    case NPE_OP_SOFTMAX:
+    case NPE_OP_LOG_SOFTMAX: {
+        int d = wrap(ival(g, n->in[1]), xv->ndim);
+        int64_t outer = prod(xv->shape, 0, d), dd = xv->ndim ? xv->shape[d] : 1;
+        int64_t inner = prod(xv->shape, d + 1, xv->ndim);
+        x->k->softmax(ex, n->op == NPE_OP_LOG_SOFTMAX, outer, dd, inner, vptr(x, n->in[0]),
+                      vptr(x, n->out[0]));
+        return 0;
+    }
+    default:
+        if (s->flags & NPE_OPF_ELEMENTWISE)
+            return run_unary(x, ex, n);
+        return xerr(x, i, err, "the executor cannot run op %s on activations", s->name);
+    }
+}
+
+/* ---- Public ---------------------------------------------------------------------------------- */
+int npe_exec_create(npe_graph *g, const npe_kernels *k, unsigned flags, npe_exec **out,
+                    npe_error *err)
+{
+    *out = NULL;
+    npe_exec *x = calloc(1, sizeof *x);
+    if (!x)
+        return npe_error_set(err, NPE_ENOMEM, "out of memory");
+    x->g = g;
+    x->k = k;
+    x->flags = flags;
+    *out = x;
+    return 0;
+}
+
+void npe_exec_destroy(npe_exec *x)
+{
+    if (!x)
+        return;
+    unplan(x);
+    free(x->shapes);
+    free(x->scratch);
+    free(x);
+}
+
+void npe_exec_invalidate(npe_exec *x)
+{
+    if (x) {
+        unplan(x);
+        x->n_in = -1;
+    }
+}
+
+size_t npe_exec_arena_bytes(const npe_exec *x)
+{
+    return x->planned ? x->arena_n * sizeof(float) : 0;
+}
+
+const float *npe_exec_value(const npe_exec *x, int vid)
+{
+    if (!x->planned || vid < 0 || vid >= x->g->n_values || x->g->values[vid].type != NPE_VT_TENSOR)
+        return NULL;
+    int r = x->root[vid];
+    if (x->off[r] < 0 && !x->g->values[r].data)
+        return NULL;
+    return vptr(x, vid);
+}
+
+static int shapes_match(const npe_exec *x, const npe_array *inputs, int n)
+{
+    if (!x->planned || x->n_in != n || !x->shapes)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        if (x->shapes[i].ndim != inputs[i].ndim)
+            return 0;
+        for (int d = 0; d < inputs[i].ndim; d++)
+            if (x->shapes[i].d[d] != inputs[i].shape[d])
+                return 0;
+    }
+    return 1;
+}
+
+int npe_exec_run(npe_exec *x, const npe_kexec *kx, const npe_array *inputs, int n_inputs,
+                 npe_array *outputs, int n_outputs, npe_error *err)
+{
+    npe_graph *g = x->g;
+    const char *o = g->origin ? g->origin : "model";
+    if (n_inputs < 0 || n_inputs != g->n_inputs)
+        return npe_error_set(err, NPE_EINVAL, "%s takes %d input%s, %d given", o, g->n_inputs,
+                             g->n_inputs == 1 ? "" : "s", n_inputs);
+    if (n_outputs < 0 || n_outputs > g->n_outputs)
+        return npe_error_set(err, NPE_EINVAL, "%s has %d outputs, %d asked for", o, g->n_outputs,
+                             n_outputs);
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i].dtype != NPE_DTYPE_F32 && inputs[i].dtype != NPE_DTYPE_F64)
+            return npe_error_set(err, NPE_EINVAL, "%s: input %d is %s; float32 or float64 needed",
+                                 o, i, npe_dtype_name(inputs[i].dtype));
+    int r;
+    if (!shapes_match(x, inputs, n_inputs)) {
+        npe_tshape *sh = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *sh);
+        if (!sh)
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        for (int i = 0; i < n_inputs; i++) {
+            sh[i].ndim = inputs[i].ndim;
+            for (int d = 0; d < inputs[i].ndim; d++)
+                sh[i].d[d] = inputs[i].shape[d];
+        }
+        free(x->shapes);
+        x->shapes = sh;
+        x->n_in = n_inputs;
+        unplan(x);
+        if ((r = npe_graph_infer(g, sh, n_inputs, err)) || (r = plan(x, err)))
+            return r;
+    }
+    npe_kexec ex = {0};
+    if (kx)
+        ex = *kx;
+    else
+        ex.nthreads = 1;
+    if (ex.nthreads < 1)
+        ex.nthreads = 1;
+    if ((r = size_scratch(x, ex.nthreads, err)))
+        return r;
+    ex.scratch = x->scratch;
+    ex.scratch_size = x->scratch_size;
+    for (int i = 0; i < n_inputs; i++) {
+        float *dst = vptr(x, g->inputs[i]);
+        int64_t numel = npe_array_numel(&inputs[i]);
+        if (inputs[i].dtype == NPE_DTYPE_F32) {
+            memcpy(dst, inputs[i].data, (size_t)numel * sizeof(float));
+        } else {
+            const double *s = inputs[i].data;
+            for (int64_t k = 0; k < numel; k++)
+                dst[k] = (float)s[k];
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!x->run[i])
+            continue;
+        if ((r = run_node(x, &ex, i, err)))
+            return r;
+    }
+    for (int k = 0; k < n_outputs; k++) {
+        const npe_value *v = &g->values[g->outputs[k]];
+        npe_array *a = &outputs[k];
+        memset(a, 0, sizeof *a);
+        a->dtype = NPE_DTYPE_F32;
+        a->ndim = v->ndim;
+        for (int d = 0; d < v->ndim; d++)
+            a->shape[d] = v->shape[d];
+        int64_t numel = npe_value_numel(v);
+        a->nbytes = (size_t)numel * sizeof(float);
+        a->data = malloc(a->nbytes ? a->nbytes : 1);
+        if (!a->data) {
+            for (int j = 0; j <= k; j++)
+                npe_array_free(&outputs[j]);
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        }
+        const float *src = npe_exec_value(x, g->outputs[k]);
+        if (src && a->nbytes)
+            memcpy(a->data, src, a->nbytes);
+    }
+    return 0;
+}
+
+int npe_eval_torchscript(const char *model_path, const char *forward_name,
+                         const npe_array *inputs, int n_inputs, npe_array **outputs,
+                         int *n_outputs, int nthreads, npe_error *err)
+{
+    *outputs = NULL;
+    *n_outputs = 0;
+    npe_ts_options opt = {0};
+    opt.forward_name = forward_name;
+    npe_graph *g = NULL;
+    int r = npe_ts_import(model_path, &opt, &g, err);
+    if (r)
+        return r;
+    npe_kernels k;
+    npe_kernels_init_cpu(&k, NPE_KCPU_ALL);
+    npe_kpool *pool = nthreads == 1 ? NULL : npe_kpool_create(nthreads);
+    npe_exec *x = NULL;
+    npe_array *outs = calloc((size_t)(g->n_outputs ? g->n_outputs : 1), sizeof *outs);
+    if (!outs) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free_graph;
+    }
+    if ((r = npe_exec_create(g, &k, 0, &x, err)))
+        goto out_free_graph;
+    npe_kexec ex;
+    npe_kexec_init(&ex, pool, NULL, 0);
+    if ((r = npe_exec_run(x, &ex, inputs, n_inputs, outs, g->n_outputs, err)))
+        goto out_free_graph;
+    *outputs = outs;
+    *n_outputs = g->n_outputs;
+    outs = NULL;
+out_free_graph:
+    free(outs);
+    npe_exec_destroy(x);
+    npe_kpool_destroy(pool);
+    npe_graph_destroy(g);
+    return r;
+}

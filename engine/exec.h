@@ -1,0 +1,56 @@
+/* The executor: runs a graph of engine/ir.h on float32 inputs with a kernel table. A plan gives
+ * every activation a place in one arena (reused once its last reader ran), folds batch norm into
+ * a per-channel affine once, and is remade when the input shapes change (a new batch size) or
+ * the graph was edited (npe_exec_invalidate). */
+#ifndef NPE_ENGINE_EXEC_H
+#define NPE_ENGINE_EXEC_H
+
+#include "../formats/array.h"
+#include "../formats/error.h"
+#include "../kernels/kernels.h"
+#include "ir.h"
+
+typedef struct npe_exec npe_exec;
+
+enum {
+    /* Keep every activation until the next run (no buffer reuse, no in-place ops), so
+     * npe_exec_value can read any of them: tests, debugging, caching a prefix's activations. */
+    NPE_EXEC_KEEP_ALL = 1 << 0,
+};
+
+/* Make an executor for g with kernels k (both borrowed: they must outlive it). The graph is
+ * inferred and planned on the first run; runs write inferred shapes into g (a graph is used by one
+ * thread at a time: workers each run their own copy). */
+int npe_exec_create(npe_graph *g, const npe_kernels *k, unsigned flags, npe_exec **out,
+                    npe_error *err);
+void npe_exec_destroy(npe_exec *x); /* NULL accepted */
+
+/* The graph changed (pruned parameters, rewritten literals): infer and plan again next run. */
+void npe_exec_invalidate(npe_exec *x);
+
+/* Run the graph. inputs[i] is the graph's input i (float32 or float64, converted); batch size and
+ * spatial size come from its shape. outputs[0..n_outputs) receive the graph's first n_outputs
+ * outputs as float32 arrays the caller frees with npe_array_free (n_outputs may be less than the
+ * graph has; 0 runs for npe_exec_value only). kx gives the threads (NULL: run serially); its
+ * scratch is replaced by the executor's own. */
+int npe_exec_run(npe_exec *x, const npe_kexec *kx, const npe_array *inputs, int n_inputs,
+                 npe_array *outputs, int n_outputs, npe_error *err);
+
+/* Data of value vid after the last run, or NULL: static values (parameters, constants) always;
+ * activations only while their buffer holds them (always with NPE_EXEC_KEEP_ALL; the graph
+ * outputs always). Shape in x's graph. */
+const float *npe_exec_value(const npe_exec *x, int vid);
+
+/* Bytes of the activation arena of the current plan (0 before the first run). */
+size_t npe_exec_arena_bytes(const npe_exec *x);
+
+/* ---- One call for `lbprune eval` ------------------------------------------------------------
+ * Import the TorchScript archive at model_path (forward_name NULL: "forward"), run it on inputs
+ * with the optimised CPU kernels on nthreads threads (<= 0: one per CPU), and return every output:
+ * *outputs is a malloc'd array of *n_outputs arrays; free each with npe_array_free, then the
+ * array with free(). */
+int npe_eval_torchscript(const char *model_path, const char *forward_name,
+                         const npe_array *inputs, int n_inputs, npe_array **outputs,
+                         int *n_outputs, int nthreads, npe_error *err);
+
+#endif

@@ -1,0 +1,556 @@
+/* Optimised 2-D convolution: im2col + OpenBLAS sgemm over cache-sized column tiles, 1x1 stride-1
+ * convolution as a direct sgemm, a direct kernel for depthwise convolution, and transposed
+ * convolution as sgemm + col2im. Work is split into (image, group, tile) tasks over the pool and
+ * every sgemm runs single-threaded inside its task. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cpu.h"
+#include "vec.h"
+
+/* An im2col tile holds up to this many floats (2 MiB): written by im2col and read back by
+ * sgemm's packing from L2/L3 instead of memory. */
+#ifndef TILE_FLOATS
+#define TILE_FLOATS (512 * 1024)
+#endif
+/* ... but at least this many columns: every sgemm call re-packs the whole weight matrix, which
+ * narrow tiles cannot amortise (with K = 2304, 64-column tiles ran at 65% of one big sgemm, 512
+ * at 95%). */
+#ifndef MIN_TILE_COLS
+#define MIN_TILE_COLS 512
+#endif
+/* Depthwise: padded input rows per block are kept within this many floats (256 KiB). */
+#define DW_BLOCK_FLOATS (64 * 1024)
+/* Depthwise taps held as broadcast vectors; larger kernels take the plain row passes. */
+#define DW_MAX_TAPS 64
+/* Multiply-adds per thread below which waking workers costs more than it saves (~10 us). */
+#define MIN_TASK_MACS (256 * 1024)
+
+enum conv_path { PATH_REF, PATH_GEMM_1X1, PATH_IM2COL, PATH_DEPTHWISE, PATH_TRANSPOSED };
+
+typedef struct conv_plan {
+    int path;
+    int nthreads;
+    int64_t cin_g, cout_g, kk, kdim, hw_in, hw_out;
+    /* tasks per (image, group): column tiles (forward), row blocks (depthwise, per plane) or
+     * output-channel blocks (transposed) */
+    int64_t tiles;
+    int64_t tile_cols; /* forward: output columns per tile; transposed: input columns per pass */
+    int64_t cob;       /* transposed: output channels per block */
+    int64_t lq;        /* depthwise: floats per phase of a padded row (npe_kcpu_phase_rows) */
+    int64_t rb;        /* depthwise: output rows per block of padded input rows */
+    int64_t ntasks;
+    size_t per_thread; /* scratch floats per thread, a multiple of 16 (64 bytes) */
+} conv_plan;
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static size_t round16(int64_t v)
+{
+    return (size_t)((v + 15) / 16 * 16);
+}
+
+/* Smallest t in [t0, tmax] (within nthreads steps) with units * t a multiple of nthreads, so the
+ * contiguous chunks of parallel_for get equal work; t0 when there is none. */
+static int64_t balance(int64_t units, int64_t t0, int64_t tmax, int nthreads)
+{
+    if (nthreads <= 1)
+        return t0;
+    for (int64_t t = t0; t <= tmax && t < t0 + nthreads; t++)
+        if ((units * t) % nthreads == 0)
+            return t;
+    return t0;
+}
+
+/* Cache blocking budget; under the test hook, blocks as small as the kernel allows, so small
+ * test shapes still cross block edges. */
+static int64_t block_floats(int64_t normal)
+{
+    return npe_kcpu_fine_grain ? 0 : normal;
+}
+
+static void make_plan(const npe_conv2d_params *p, int nthreads, unsigned flags, conv_plan *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->path = PATH_REF;
+    pl->nthreads = nthreads < 1 ? 1 : nthreads;
+    pl->cin_g = p->c_in / p->groups;
+    pl->cout_g = p->c_out / p->groups;
+    pl->kk = (int64_t)p->kh * p->kw;
+    pl->hw_in = (int64_t)p->h_in * p->w_in;
+    pl->hw_out = (int64_t)p->h_out * p->w_out;
+    const int64_t units = (int64_t)p->n * p->groups;
+    const double macs = (double)p->n * (p->transposed ? (double)p->c_in * pl->hw_in * pl->cout_g
+                                                      : (double)p->c_out * pl->hw_out * pl->cin_g) *
+                        (double)pl->kk;
+    if (!npe_kcpu_fine_grain && pl->nthreads > macs / MIN_TASK_MACS)
+        pl->nthreads = macs / MIN_TASK_MACS >= 2 ? (int)(macs / MIN_TASK_MACS) : 1;
+    /* sgemm takes int sizes and leading dimensions. */
+    if (pl->hw_in > INT_MAX || pl->hw_out > INT_MAX || pl->cin_g * pl->kk > INT_MAX ||
+        pl->cout_g * pl->kk > INT_MAX)
+        return;
+
+    if (p->transposed) {
+        if (!(flags & NPE_KCPU_BLAS))
+            return;
+        pl->path = PATH_TRANSPOSED;
+        pl->tiles = balance(units, 1, pl->cout_g, pl->nthreads);
+        pl->cob = ceil_div(pl->cout_g, pl->tiles);
+        pl->tiles = ceil_div(pl->cout_g, pl->cob);
+        const int64_t m = pl->cob * pl->kk;
+        int64_t rows = block_floats(TILE_FLOATS) / (m * p->w_in);
+        rows = rows < 1 ? 1 : (rows > p->h_in ? p->h_in : rows);
+        pl->tile_cols = rows * p->w_in;
+        pl->per_thread = round16(m * pl->tile_cols);
+        pl->ntasks = units * pl->tiles;
+    } else if (pl->cin_g == 1 && (flags & NPE_KCPU_SIMD)) {
+        pl->path = PATH_DEPTHWISE;
+        pl->tiles = balance((int64_t)p->n * p->c_out, 1, p->h_out, pl->nthreads);
+        pl->ntasks = (int64_t)p->n * p->c_out * pl->tiles;
+        if (pl->kk <= DW_MAX_TAPS) {
+            /* padded columns the taps reach; the output size rule keeps them within the
+             * padded input */
+            const int64_t wp = (int64_t)(p->w_out - 1) * p->sw + (int64_t)(p->kw - 1) * p->dw + 1;
+            const int64_t row = p->sw * ceil_div(wp, p->sw);
+            const int64_t ext = (int64_t)(p->kh - 1) * p->dh + 1;
+            int64_t rb = (block_floats(DW_BLOCK_FLOATS) / row - ext) / p->sh + 1;
+            rb = rb < 1 ? 1 : (rb > p->h_out ? p->h_out : rb);
+            pl->lq = ceil_div(wp, p->sw);
+            pl->rb = rb;
+            pl->per_thread = round16(row * ((rb - 1) * p->sh + ext));
+        }
+    } else if (!(flags & NPE_KCPU_BLAS)) {
+        return;
+    } else if (p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 &&
+               p->pw == 0) {
+        pl->path = PATH_GEMM_1X1;
+        pl->kdim = pl->cin_g;
+        pl->tiles = balance(units, 1, pl->hw_out, pl->nthreads);
+        pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
+        pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
+        pl->ntasks = units * pl->tiles;
+    } else {
+        pl->path = PATH_IM2COL;
+        pl->kdim = pl->cin_g * pl->kk;
+        int64_t cols = block_floats(TILE_FLOATS) / pl->kdim;
+        if (cols < MIN_TILE_COLS)
+            cols = npe_kcpu_fine_grain ? 1 + (p->w_out + 1) / 3 : MIN_TILE_COLS;
+        pl->tiles = balance(units, ceil_div(pl->hw_out, cols), pl->hw_out, pl->nthreads);
+        pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
+        pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
+        pl->per_thread = round16(pl->kdim * pl->tile_cols);
+        pl->ntasks = units * pl->tiles;
+    }
+}
+
+typedef struct conv_job {
+    const npe_conv2d_params *p;
+    const conv_plan *pl;
+    const float *x, *w, *b;
+    float *y;
+    float *scratch;
+} conv_job;
+
+/* Valid output (or input, for col2im) positions o in [0, count) with 0 <= o*s + off < limit:
+ * returns the range [*lo, *hi), empty when *lo == *hi. */
+static void valid_range(int64_t count, int64_t s, int64_t off, int64_t limit, int64_t *lo,
+                        int64_t *hi)
+{
+    int64_t l = off < 0 ? (-off + s - 1) / s : 0;
+    int64_t h = limit - 1 - off >= 0 ? (limit - 1 - off) / s + 1 : 0;
+    if (h > count)
+        h = count;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Vector fill and copy for the short runs of im2col and the bias rows: memset/memcpy calls
+ * cost more than the few dozen floats a run usually has, and GCC -O2 leaves plain loops
+ * scalar. */
+static inline void run_fill(float *d, int64_t n, float v)
+{
+    int64_t i = 0;
+    const kv vv = kv_set1(v);
+    for (; i + KV_N <= n; i += KV_N)
+        kv_store(d + i, vv);
+    for (; i < n; i++)
+        d[i] = v;
+}
+
+static inline void run_copy(float *restrict d, const float *restrict s, int64_t n)
+{
+    if (n < KV_N) {
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i];
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 2 * KV_N <= n; i += 2 * KV_N) {
+        const kv a = kv_load(s + i), b = kv_load(s + i + KV_N);
+        kv_store(d + i, a);
+        kv_store(d + i + KV_N, b);
+    }
+    if (i + KV_N <= n) {
+        kv_store(d + i, kv_load(s + i));
+        i += KV_N;
+    }
+    if (i < n) /* the last vector again, overlapping: no scalar tail */
+        kv_store(d + n - KV_N, kv_load(s + n - KV_N));
+}
+
+/* Columns [c0, c1) of the im2col matrix of one image and group: row (ic, ki, kj) holds
+ * x[ic, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw] (0 in the padding) for output positions
+ * oh*w_out + ow in [c0, c1); rows are c1 - c0 floats apart. */
+static void im2col_tile(const npe_conv2d_params *p, const conv_plan *pl, const float *xg,
+                        int64_t c0, int64_t c1, float *col)
+{
+    const int64_t nc = c1 - c0, wo = p->w_out, sw = p->sw;
+    for (int64_t ic = 0; ic < pl->cin_g; ic++) {
+        const float *xc = xg + ic * pl->hw_in;
+        for (int ki = 0; ki < p->kh; ki++)
+            for (int kj = 0; kj < p->kw; kj++) {
+                float *dst = col + ((ic * p->kh + ki) * p->kw + kj) * nc;
+                const int64_t off = (int64_t)kj * p->dw - p->pw;
+                int64_t lo, hi;
+                valid_range(wo, sw, off, p->w_in, &lo, &hi);
+                int64_t pos = c0, oh = c0 / wo, ow0 = c0 % wo;
+                while (pos < c1) {
+                    const int64_t ow1 = ow0 + (c1 - pos < wo - ow0 ? c1 - pos : wo - ow0);
+                    float *d = dst + (pos - c0) - ow0; /* d[ow] for ow in [ow0, ow1) */
+                    const int64_t ih = oh * p->sh - p->ph + (int64_t)ki * p->dh;
+                    int64_t a = lo < ow0 ? ow0 : lo, e = hi > ow1 ? ow1 : hi;
+                    if (ih < 0 || ih >= p->h_in || a >= e) {
+                        run_fill(d + ow0, ow1 - ow0, 0.0f);
+                    } else {
+                        const float *xr = xc + ih * p->w_in;
+                        run_fill(d + ow0, a - ow0, 0.0f);
+                        if (sw == 1)
+                            run_copy(d + a, xr + a + off, e - a);
+                        else
+                            for (int64_t ow = a; ow < e; ow++)
+                                d[ow] = xr[ow * sw + off];
+                        run_fill(d + e, ow1 - e, 0.0f);
+                    }
+                    pos += ow1 - ow0;
+                    oh++;
+                    ow0 = 0;
+                }
+            }
+    }
+}
+
+/* Fill rows [0, m) x columns [c0, c1) of a (m, ld) matrix with the bias of each row. */
+static void fill_bias(float *c, int64_t m, int64_t ld, int64_t c0, int64_t c1, const float *b)
+{
+    for (int64_t i = 0; i < m; i++)
+        run_fill(c + i * ld + c0, c1 - c0, b[i]);
+}
+
+static void forward_tasks(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const conv_job *job = arg;
+    const npe_conv2d_params *p = job->p;
+    const conv_plan *pl = job->pl;
+    float *col = job->scratch ? job->scratch + (size_t)thread * pl->per_thread : NULL;
+    for (int64_t t = begin; t < end; t++) {
+        const int64_t tile = t % pl->tiles, ug = t / pl->tiles;
+        const int64_t g = ug % p->groups, img = ug / p->groups;
+        const int64_t c0 = tile * pl->tile_cols;
+        const int64_t c1 = c0 + pl->tile_cols < pl->hw_out ? c0 + pl->tile_cols : pl->hw_out;
+        const float *xg = job->x + (img * p->c_in + g * pl->cin_g) * pl->hw_in;
+        const float *wg = job->w + g * pl->cout_g * pl->kdim;
+        float *yg = job->y + (img * p->c_out + g * pl->cout_g) * pl->hw_out;
+        float beta = 0.0f;
+        if (job->b) {
+            fill_bias(yg, pl->cout_g, pl->hw_out, c0, c1, job->b + g * pl->cout_g);
+            beta = 1.0f;
+        }
+        if (pl->path == PATH_GEMM_1X1) {
+            npe_blas_sgemm(1, 0, 0, (int)pl->cout_g, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
+                           (int)pl->kdim, xg + c0, (int)pl->hw_in, beta, yg + c0,
+                           (int)pl->hw_out);
+        } else {
+            im2col_tile(p, pl, xg, c0, c1, col);
+            npe_blas_sgemm(1, 0, 0, (int)pl->cout_g, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
+                           (int)pl->kdim, col, (int)(c1 - c0), beta, yg + c0, (int)pl->hw_out);
+        }
+    }
+}
+
+/* Depthwise (one input channel per output channel): rows [r0, r1) of one output plane. Each tap
+ * is a pass over the valid span of the output row, which with stride 1 is a contiguous
+ * multiply-add the compiler vectorises. */
+static void depthwise_rows(const npe_conv2d_params *p, const float *restrict xp,
+                           const float *restrict wk, float bias, float *restrict yp, int64_t r0,
+                           int64_t r1)
+{
+    const int64_t wo = p->w_out, w_in = p->w_in, sw = p->sw;
+    for (int64_t oh = r0; oh < r1; oh++) {
+        float *restrict yr = yp + oh * wo;
+        for (int64_t ow = 0; ow < wo; ow++)
+            yr[ow] = bias;
+        for (int64_t ki = 0; ki < p->kh; ki++) {
+            const int64_t ih = oh * p->sh - p->ph + ki * p->dh;
+            if (ih < 0 || ih >= p->h_in)
+                continue;
+            const float *restrict xr = xp + ih * w_in;
+            for (int64_t kj = 0; kj < p->kw; kj++) {
+                const float wv = wk[ki * p->kw + kj];
+                const int64_t off = kj * p->dw - p->pw;
+                int64_t lo, hi;
+                valid_range(wo, sw, off, w_in, &lo, &hi);
+                if (sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xr[ow + off];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        yr[ow] += wv * xr[ow * sw + off];
+            }
+        }
+    }
+}
+
+/* Output rows [oh0, oh1) of one plane from padded, phased input rows (npe_kcpu_phase_rows)
+ * starting at padded row oh0 * sh: every tap is an in-bounds contiguous load, and four
+ * independent vector accumulators per 16 outputs keep the adds from waiting on each other. */
+static void depthwise_block(const npe_conv2d_params *p, const conv_plan *pl, const float *rows,
+                            const float *wk, float bias, float *yp, int64_t oh0, int64_t oh1)
+{
+    const int64_t wo = p->w_out, rowf = p->sw * pl->lq, kk = pl->kk;
+    int64_t toff[DW_MAX_TAPS];
+    kv wv[DW_MAX_TAPS];
+    for (int64_t ki = 0; ki < p->kh; ki++)
+        for (int64_t kj = 0; kj < p->kw; kj++) {
+            const int64_t t = ki * p->kw + kj, c = kj * p->dw;
+            toff[t] = ki * p->dh * rowf + c % p->sw * pl->lq + c / p->sw;
+            wv[t] = kv_set1(wk[t]);
+        }
+    const kv vb = kv_set1(bias);
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        const float *base = rows + (oh - oh0) * p->sh * rowf;
+        float *yr = yp + oh * wo;
+        int64_t ow = 0;
+        for (; ow + 4 * KV_N <= wo; ow += 4 * KV_N) {
+            kv a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+            for (int64_t t = 0; t < kk; t++) {
+                const float *src = base + toff[t] + ow;
+                a0 += wv[t] * kv_load(src);
+                a1 += wv[t] * kv_load(src + KV_N);
+                a2 += wv[t] * kv_load(src + 2 * KV_N);
+                a3 += wv[t] * kv_load(src + 3 * KV_N);
+            }
+            kv_store(yr + ow, a0);
+            kv_store(yr + ow + KV_N, a1);
+            kv_store(yr + ow + 2 * KV_N, a2);
+            kv_store(yr + ow + 3 * KV_N, a3);
+        }
+        for (; ow + KV_N <= wo; ow += KV_N) {
+            kv a0 = vb;
+            for (int64_t t = 0; t < kk; t++)
+                a0 += wv[t] * kv_load(base + toff[t] + ow);
+            kv_store(yr + ow, a0);
+        }
+        for (; ow < wo; ow++) {
+            float a = bias;
+            for (int64_t t = 0; t < kk; t++)
+                a += wk[t] * base[toff[t] + ow];
+            yr[ow] = a;
+        }
+    }
+}
+
+static void depthwise_tasks(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const conv_job *job = arg;
+    const npe_conv2d_params *p = job->p;
+    const conv_plan *pl = job->pl;
+    float *rows = pl->per_thread ? job->scratch + (size_t)thread * pl->per_thread : NULL;
+    for (int64_t t = begin; t < end; t++) {
+        const int64_t tile = t % pl->tiles, plane = t / pl->tiles;
+        const int64_t oc = plane % p->c_out, img = plane / p->c_out;
+        const int64_t ic = oc / pl->cout_g; /* group index == input channel */
+        const float *xp = job->x + (img * p->c_in + ic) * pl->hw_in;
+        const float *wk = job->w + oc * pl->kk;
+        const float bias = job->b ? job->b[oc] : 0.0f;
+        float *yp = job->y + plane * pl->hw_out;
+        int64_t r0, r1;
+        kcpu_split(p->h_out, pl->tiles, tile, &r0, &r1);
+        if (!rows) {
+            depthwise_rows(p, xp, wk, bias, yp, r0, r1);
+            continue;
+        }
+        for (int64_t oh0 = r0; oh0 < r1; oh0 += pl->rb) {
+            const int64_t oh1 = oh0 + pl->rb < r1 ? oh0 + pl->rb : r1;
+            npe_kcpu_phase_rows(xp, p->h_in, p->w_in, p->ph, p->pw, p->sw, pl->lq, oh0 * p->sh,
+                                (oh1 - 1) * p->sh + (int64_t)(p->kh - 1) * p->dh + 1, 0.0f,
+                                rows);
+            depthwise_block(p, pl, rows, wk, bias, yp, oh0, oh1);
+        }
+    }
+}
+
+/* Transposed convolution of one (image, group, output-channel block): columns = W_g^T @ x_g over
+ * whole input rows at a time, each column scattered (col2im) into the block's output planes,
+ * which no other task touches. */
+static void transposed_tasks(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const conv_job *job = arg;
+    const npe_conv2d_params *p = job->p;
+    const conv_plan *pl = job->pl;
+    float *col = job->scratch + (size_t)thread * pl->per_thread;
+    const int64_t kk = pl->kk, w_in = p->w_in, wo = p->w_out, sw = p->sw;
+    for (int64_t t = begin; t < end; t++) {
+        const int64_t blk = t % pl->tiles, ug = t / pl->tiles;
+        const int64_t g = ug % p->groups, img = ug / p->groups;
+        const int64_t oc0 = blk * pl->cob;
+        const int64_t oc1 = oc0 + pl->cob < pl->cout_g ? oc0 + pl->cob : pl->cout_g;
+        const int64_t m = (oc1 - oc0) * kk;
+        float *yb = job->y + (img * p->c_out + g * pl->cout_g + oc0) * pl->hw_out;
+        for (int64_t oc = oc0; oc < oc1; oc++)
+            run_fill(yb + (oc - oc0) * pl->hw_out, pl->hw_out,
+                     job->b ? job->b[g * pl->cout_g + oc] : 0.0f);
+        const float *xg = job->x + (img * p->c_in + g * pl->cin_g) * pl->hw_in;
+        const float *wg = job->w + g * pl->cin_g * pl->cout_g * kk;
+        for (int64_t c0 = 0; c0 < pl->hw_in; c0 += pl->tile_cols) {
+            const int64_t nc = pl->tile_cols < pl->hw_in - c0 ? pl->tile_cols : pl->hw_in - c0;
+            npe_blas_sgemm(1, 1, 0, (int)m, (int)nc, (int)pl->cin_g, 1.0f, wg + oc0 * kk,
+                           (int)(pl->cout_g * kk), xg + c0, (int)pl->hw_in, 0.0f, col, (int)nc);
+            const int64_t ih0 = c0 / w_in, rows = nc / w_in;
+            for (int64_t r = 0; r < m; r++) {
+                const int64_t ocl = r / kk, ki = r % kk / p->kw, kj = r % p->kw;
+                float *restrict yp = yb + ocl * pl->hw_out;
+                const float *restrict cr = col + r * nc;
+                const int64_t off = kj * p->dw - p->pw;
+                int64_t lo, hi;
+                valid_range(w_in, sw, off, wo, &lo, &hi);
+                for (int64_t rr = 0; rr < rows; rr++) {
+                    const int64_t oh = (ih0 + rr) * p->sh - p->ph + ki * p->dh;
+                    if (oh < 0 || oh >= p->h_out)
+                        continue;
+                    float *restrict yr = yp + oh * wo;
+                    const float *restrict cw = cr + rr * w_in;
+                    if (sw == 1)
+                        for (int64_t iw = lo; iw < hi; iw++)
+                            yr[iw + off] += cw[iw];
+                    else
+                        for (int64_t iw = lo; iw < hi; iw++)
+                            yr[iw * sw + off] += cw[iw];
+                }
+            }
+        }
+    }
+}
+
+static size_t plan_scratch_bytes(const conv_plan *pl)
+{
+    return pl->per_thread * sizeof(float) * (size_t)pl->nthreads;
+}
+
+static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                       const float *x, const float *w, const float *b, float *y)
+{
+    npe_kexec serial;
+    if (!(flags & NPE_KCPU_THREADS))
+        ex = serial_exec(ex, &serial);
+    conv_plan pl;
+    make_plan(p, kcpu_threads(ex), flags, &pl);
+    npe_kexec fewer;
+    if (ex && pl.nthreads < kcpu_threads(ex)) {
+        /* small convolution: fewer threads than offered, and scratch indexed for that many */
+        fewer = *ex;
+        fewer.nthreads = pl.nthreads;
+        ex = &fewer;
+    }
+    if (pl.path == PATH_REF) {
+        npe_ref_conv2d(ex, p, x, w, b, y);
+        return;
+    }
+    conv_job job = {p, &pl, x, w, b, y, NULL};
+    void *owned = NULL;
+    const size_t need = plan_scratch_bytes(&pl);
+    if (need) {
+        if (ex && ex->scratch && ex->scratch_size >= need) {
+            job.scratch = ex->scratch;
+        } else {
+            /* The caller gave less scratch than conv2d_scratch asked for (or none): borrow
+             * from the heap, and if even that fails the reference needs none. */
+            owned = aligned_alloc(64, (need + 63) / 64 * 64);
+            if (!owned) {
+                npe_ref_conv2d(ex, p, x, w, b, y);
+                return;
+            }
+            job.scratch = owned;
+        }
+    }
+    switch (pl.path) {
+    case PATH_DEPTHWISE:
+        kcpu_for(ex, pl.ntasks, depthwise_tasks, &job);
+        break;
+    case PATH_TRANSPOSED:
+        kcpu_for(ex, pl.ntasks, transposed_tasks, &job);
+        break;
+    default:
+        kcpu_for(ex, pl.ntasks, forward_tasks, &job);
+        break;
+    }
+    free(owned);
+}
+
+static size_t conv2d_scratch_run(unsigned flags, const npe_conv2d_params *p, int nthreads)
+{
+    conv_plan pl;
+    make_plan(p, (flags & NPE_KCPU_THREADS) ? nthreads : 1, flags, &pl);
+    return plan_scratch_bytes(&pl);
+}
+
+/* One entry pair per flag combination, so a table keeps its own level. */
+#define CONV_VARIANT(name, fl)                                                                 \
+    static size_t conv2d_scratch_##name(const npe_conv2d_params *p, int nthreads)           \
+    {                                                                                          \
+        return conv2d_scratch_run(fl, p, nthreads);                                           \
+    }                                                                                          \
+    static void conv2d_##name(const npe_kexec *ex, const npe_conv2d_params *p, const float *x, \
+                              const float *w, const float *b, float *y)                        \
+    {                                                                                          \
+        conv2d_run(ex, fl, p, x, w, b, y);                                                     \
+    }
+
+CONV_VARIANT(b, NPE_KCPU_BLAS)
+CONV_VARIANT(s, NPE_KCPU_SIMD)
+CONV_VARIANT(bs, NPE_KCPU_BLAS | NPE_KCPU_SIMD)
+CONV_VARIANT(bt, NPE_KCPU_BLAS | NPE_KCPU_THREADS)
+CONV_VARIANT(st, NPE_KCPU_SIMD | NPE_KCPU_THREADS)
+CONV_VARIANT(bst, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS)
+
+void npe_kcpu_init_conv(npe_kernels *k, unsigned flags)
+{
+    switch (flags & (NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS)) {
+    case NPE_KCPU_BLAS:
+        k->conv2d_scratch = conv2d_scratch_b, k->conv2d = conv2d_b;
+        break;
+    case NPE_KCPU_SIMD:
+        k->conv2d_scratch = conv2d_scratch_s, k->conv2d = conv2d_s;
+        break;
+    case NPE_KCPU_BLAS | NPE_KCPU_SIMD:
+        k->conv2d_scratch = conv2d_scratch_bs, k->conv2d = conv2d_bs;
+        break;
+    case NPE_KCPU_BLAS | NPE_KCPU_THREADS:
+        k->conv2d_scratch = conv2d_scratch_bt, k->conv2d = conv2d_bt;
+        break;
+    case NPE_KCPU_SIMD | NPE_KCPU_THREADS:
+        k->conv2d_scratch = conv2d_scratch_st, k->conv2d = conv2d_st;
+        break;
+    case NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS:
+        k->conv2d_scratch = conv2d_scratch_bst, k->conv2d = conv2d_bst;
+        break;
+    default: /* nothing to gain over the reference without BLAS or SIMD */
+        break;
+    }
+}

@@ -1,0 +1,98 @@
+/* Private helpers of the optimised CPU kernels (kernels/cpu): how a kernel splits work over
+ * ex->parallel_for, and the per-file functions that upgrade a table for the enabled flags. */
+#ifndef NPE_KERNELS_CPU_CPU_H
+#define NPE_KERNELS_CPU_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "ref/ref.h"
+
+/* Each file upgrades the entries it owns; flags are already masked by NPE_CPU_MASK. */
+void npe_kcpu_init_conv(npe_kernels *k, unsigned flags);
+void npe_kcpu_init_linear(npe_kernels *k, unsigned flags);
+void npe_kcpu_init_elementwise(npe_kernels *k, unsigned flags);
+void npe_kcpu_init_pool(npe_kernels *k, unsigned flags);
+void npe_kcpu_init_data(npe_kernels *k, unsigned flags);
+
+/* Sliding-window kernels (depthwise convolution, max pooling) read input rows through this
+ * layout, so every tap of every output is in bounds and contiguous across outputs: padded row i
+ * is input row i - ph (fill outside the input), and holds its padded columns c = j*sw + q, for
+ * c - pw inside the input or not, as sw runs ("phases") q of lq floats: tap column
+ * ow*sw + kj*dw is then phase (kj*dw) % sw, element ow + (kj*dw) / sw. Copies padded rows
+ * [r0, r1) of the h_in x w_in plane xp into dst (sw * lq floats per row). */
+void npe_kcpu_phase_rows(const float *xp, int64_t h_in, int64_t w_in, int64_t ph, int64_t pw,
+                         int64_t sw, int64_t lq, int64_t r0, int64_t r1, float fill, float *dst);
+
+/* Threads a kernel may split over: 1 without an exec, without threads or when THREADS is masked
+ * (the masked variants pass a serial copy of ex, see serial_exec). */
+static inline int kcpu_threads(const npe_kexec *ex)
+{
+    return ex && ex->parallel_for && ex->nthreads > 1 ? ex->nthreads : 1;
+}
+
+/* Run fn over [0, n) in at most kcpu_threads(ex) chunks. */
+static inline void kcpu_for(const npe_kexec *ex, int64_t n, npe_kfor_fn fn, void *arg)
+{
+    if (n <= 0)
+        return;
+    if (kcpu_threads(ex) > 1)
+        ex->parallel_for(ex, n, fn, arg);
+    else
+        fn(arg, 0, n, 0);
+}
+
+/* Test hook (checkkern): nonzero makes kernels split work as finely as the threads allow, so
+ * small random shapes cross chunk boundaries everywhere. Defined in table.c; 0 normally. */
+extern int npe_kcpu_fine_grain;
+
+/* Split count items of about cost_per_item work each into at most kcpu_threads(ex) tasks, but
+ * none smaller than min_cost: waking a worker costs microseconds, so tiny ops stay serial.
+ * Returns the number of tasks (>= 1 when count > 0). */
+static inline int64_t kcpu_tasks(const npe_kexec *ex, int64_t count, int64_t cost_per_item,
+                                 int64_t min_cost)
+{
+    int64_t t = kcpu_threads(ex);
+    if (count <= 0)
+        return 0;
+    if (cost_per_item < 1)
+        cost_per_item = 1;
+    if (npe_kcpu_fine_grain)
+        min_cost = 1;
+    /* items per task for min_cost, computed without multiplying (count * cost can overflow) */
+    const int64_t per_task =
+        cost_per_item >= min_cost ? 1 : (min_cost + cost_per_item - 1) / cost_per_item;
+    const int64_t by_cost = count / per_task;
+    if (t > by_cost)
+        t = by_cost;
+    if (t > count)
+        t = count;
+    return t < 1 ? 1 : t;
+}
+
+/* Work per task below which splitting costs more than it saves (elementwise float ops). */
+#define KCPU_MIN_TASK 32768
+
+/* Item range of task i among ntasks over count items, balanced to within one item. */
+static inline void kcpu_split(int64_t count, int64_t ntasks, int64_t i, int64_t *begin,
+                              int64_t *end)
+{
+    int64_t q = count / ntasks, r = count % ntasks;
+    *begin = i * q + (i < r ? i : r);
+    *end = *begin + q + (i < r ? 1 : 0);
+}
+
+/* A copy of ex that runs serially but keeps the caller's scratch: the THREADS-masked variants. */
+static inline const npe_kexec *serial_exec(const npe_kexec *ex, npe_kexec *tmp)
+{
+    if (!ex)
+        return NULL;
+    *tmp = *ex;
+    tmp->nthreads = 1;
+    tmp->parallel_for = NULL;
+    tmp->pool = NULL;
+    return tmp;
+}
+
+#endif

@@ -1,0 +1,99 @@
+/* Four-float vectors for the SIMD kernels, as GCC/clang vector extensions: they compile to SSE2
+ * (x86-64 baseline) or NEON without intrinsics and without relying on the auto-vectoriser, which
+ * GCC's -O2 does not run on loops of unknown length. Other compilers get one float per "vector"
+ * through the same helpers. */
+#ifndef NPE_KERNELS_CPU_VEC_H
+#define NPE_KERNELS_CPU_VEC_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* NPE_NO_VECTOR_EXT forces the one-float path, to test it with GCC or clang. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(NPE_NO_VECTOR_EXT)
+#define KV_INLINE static inline __attribute__((always_inline))
+#define KV_N 4
+typedef float kv __attribute__((vector_size(16)));
+typedef int32_t kvi __attribute__((vector_size(16)));
+#define KV_MASK(cond) ((kvi)(cond))
+#else
+#define KV_INLINE static inline
+#define KV_N 1
+typedef float kv;
+typedef int32_t kvi;
+#define KV_MASK(cond) ((cond) ? (kvi)-1 : (kvi)0)
+#endif
+
+/* Loads and stores through memcpy: no alignment or aliasing assumptions, one movups each. */
+static inline kv kv_load(const float *p)
+{
+    kv v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline void kv_store(float *p, kv v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline kv kv_set1(float s)
+{
+    kv v;
+    for (int i = 0; i < KV_N; i++)
+        memcpy((char *)&v + i * sizeof(float), &s, sizeof(float));
+    return v;
+}
+
+static inline kvi kv_bits(kv v)
+{
+    kvi r;
+    memcpy(&r, &v, sizeof(r));
+    return r;
+}
+
+static inline kv kv_from_bits(kvi b)
+{
+    kv r;
+    memcpy(&r, &b, sizeof(r));
+    return r;
+}
+
+/* m ? a : b per lane, m all-ones or all-zeros per lane (a comparison result). */
+static inline kv kv_select(kvi m, kv a, kv b)
+{
+    return kv_from_bits((m & kv_bits(a)) | (~m & kv_bits(b)));
+}
+
+/* exp(x) within 2.5e-7 relative (2 ulp) for normal results; +inf above 88.72, 0 below -87.33
+ * (where the true value is subnormal, below 1.2e-38), NaN stays NaN. Cody-Waite reduction
+ * x = n ln2 + r with |r| <= ln2/2, then e^r by its degree-6 Taylor polynomial. */
+KV_INLINE kv kv_exp(kv x)
+{
+    const kv hi = kv_set1(88.72283f), lo = kv_set1(-87.33654f);
+    kv xc = kv_select(KV_MASK(x > hi), hi, x);
+    xc = kv_select(KV_MASK(xc < lo), lo, xc);
+    /* Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits. */
+    const kv magic = kv_set1(12582912.0f);
+    const kv t = xc * kv_set1(1.44269504088896341f) + magic;
+    const kv n = t - magic;
+    const kvi ni = kv_bits(t) - kv_bits(magic);
+    kv r = xc - n * kv_set1(0.693359375f); /* ln2 split so n * ln2_hi is exact */
+    r = r - n * kv_set1(-2.12194440e-4f);
+    kv p = kv_set1(1.0f / 720.0f);
+    p = p * r + kv_set1(1.0f / 120.0f);
+    p = p * r + kv_set1(1.0f / 24.0f);
+    p = p * r + kv_set1(1.0f / 6.0f);
+    p = p * r + kv_set1(0.5f);
+    p = p * r + kv_set1(1.0f);
+    p = p * r + kv_set1(1.0f);
+    /* n is in [-126, 128], one past the normal exponents at each end: scale by 2^(n/2) and
+     * 2^(n - n/2), both normal. */
+    const kvi n1 = ni >> 1, n2 = ni - n1;
+    kv e = p * kv_from_bits((n1 + 127) << 23) * kv_from_bits((n2 + 127) << 23);
+    e = kv_select(KV_MASK(x > hi), kv_set1(INFINITY), e);
+    e = kv_select(KV_MASK(x < lo), kv_set1(0.0f), e);
+    return kv_select(KV_MASK(x != x), x, e);
+}
+
+#endif
