@@ -147,6 +147,8 @@ NPE_API int npe_model_load(npe_ctx *ctx, const char *path, const npe_model_optio
 
 out_free_model:
     npe_model_destroy(m);
+    if (!strstr(err.msg, path)) /* messages from code records name the record, not the file */
+        npe_error_prefix(&err, "%s", path);
     return npe_ctx_fail(ctx, &err);
 }
 

@@ -81,5 +81,59 @@ with tempfile.TemporaryDirectory() as tmp:
     check(open(EXAMPLE, "rb").read() == before, "input unchanged")
     check(not [n for n in os.listdir(tmp) if ".tmp." in n], "no temporary files left")
 
+# eval: outputs equal PyTorch's (references written by tests/gen_ts_fixtures.py, read with a tiny
+# .npy reader so this test needs no numpy), errors name the file and the problem.
+def read_npy_f32(path):
+    import ast
+    import struct
+    raw = open(path, "rb").read()
+    assert raw[:6] == b"\x93NUMPY"
+    hlen = struct.unpack("<H", raw[8:10])[0] if raw[6] == 1 else struct.unpack("<I", raw[8:12])[0]
+    start = 10 + hlen if raw[6] == 1 else 12 + hlen
+    header = ast.literal_eval(raw[start - hlen:start].decode("latin1"))
+    assert header["descr"] == "<f4" and not header["fortran_order"], header
+    n = 1
+    for d in header["shape"]:
+        n *= d
+    return header["shape"], struct.unpack(f"<{n}f", raw[start:start + 4 * n])
+
+
+REF = os.path.join(ROOT, "tests", "data", "fashion_ref")
+TS = os.path.join(ROOT, "tests", "data", "ts")
+with tempfile.TemporaryDirectory() as tmp:
+    for b in (1, 4):
+        out = os.path.join(tmp, f"y{b}.npy")
+        rc, so, se = run("eval", EXAMPLE, "--input", os.path.join(REF, f"input_b{b}.npy"),
+                         "--output", out, "--threads", "2")
+        check(rc == 0, f"eval batch {b}: {se}")
+        if rc == 0:
+            shape, got = read_npy_f32(out)
+            rshape, ref = read_npy_f32(os.path.join(REF, f"output_b{b}.npy"))
+            scale = max(abs(v) for v in ref)
+            err = max(abs(a - r) for a, r in zip(got, ref)) / scale
+            check(shape == rshape and err <= 1e-4, f"eval batch {b}: shape {shape} err {err}")
+    rc, so, se = run("eval", os.path.join(TS, "two_methods.pt"), "--forward", "dummy_forward",
+                     "--input", os.path.join(TS, "two_methods_in.npy"), "--output-dir", tmp)
+    check(rc == 0 and os.path.exists(os.path.join(tmp, "output_0.npy")), f"eval --forward: {se}")
+    if rc == 0:
+        _, got = read_npy_f32(os.path.join(tmp, "output_0.npy"))
+        _, ref = read_npy_f32(os.path.join(TS, "two_methods_dummy.npy"))
+        check(max(abs(a - r) for a, r in zip(got, ref)) <= 1e-4 * max(abs(v) for v in ref),
+              "eval --forward dummy_forward equals PyTorch's dummy_forward")
+    rc, so, se = run("eval", os.path.join(TS, "scripted.pt"), "--input",
+                     os.path.join(TS, "two_methods_in.npy"), "--output", os.path.join(tmp, "s.npy"))
+    check(rc == 1 and "trace" in se and ".py:" in se, f"scripted model refused with the line: {se!r}")
+    rc, so, se = run("eval", os.path.join(TS, "unsupported_op.pt"), "--input",
+                     os.path.join(TS, "two_methods_in.npy"), "--output", os.path.join(tmp, "u.npy"))
+    check(rc == 1 and "not supported" in se and ".py:" in se, f"unsupported op named: {se!r}")
+    rc, so, se = run("eval", EXAMPLE, "--input", os.path.join(tmp, "missing.npy"), "--output",
+                     os.path.join(tmp, "m.npy"))
+    check(rc == 1 and "missing.npy" in se, f"missing input named: {se!r}")
+    rc, so, se = run("eval", EXAMPLE, "--input", os.path.join(TS, "two_methods_in.npy"), "--output",
+                     os.path.join(tmp, "w.npy"))
+    check(rc == 1 and se.strip() != "", f"wrong input shape refused: {se!r}")
+    rc, so, se = run("eval", EXAMPLE, "--input", os.path.join(REF, "input_b1.npy"))
+    check(rc == 2 and "--output" in se, "eval without an output is a usage error")
+
 print(f"cli: {checks} checks, {failures} failed")
 sys.exit(1 if failures else 0)
