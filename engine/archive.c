@@ -571,6 +571,11 @@ NPE_API int npe_archive_save_state_dict(npe_archive *a, const char *path)
             continue;
         const npe_tstorage *s = &f->storages[t->storage];
         uint64_t nbytes = s->numel * npe_dtype_size(s->dtype);
+        npe_error cerr = {0};
+        if (npe_torch_storage_check(f, t->storage, &cerr)) {
+            free(tw);
+            return npe_ctx_fail(a->ctx, &cerr);
+        }
         if (nbytes % npe_dtype_size(t->dtype)) {
             free(tw);
             return npe_ctx_error(a->ctx, NPE_EUNSUPPORTED,

@@ -21,6 +21,7 @@ typedef struct npe_tstorage {
     npe_dtype dtype;
     uint64_t numel;
     const unsigned char *data; /* numel * itemsize bytes inside the mapped file */
+    const npe_zip_entry *entry;/* zip layout: its record, CRC-checked on first use of the data */
 } npe_tstorage;
 
 typedef struct npe_ttensor {
@@ -76,6 +77,11 @@ int npe_torch_open(const char *path, npe_torch_file **out, npe_error *err);
 int npe_torch_open_mem(const void *data, size_t size, const char *name, npe_torch_file **out,
                        npe_error *err);
 void npe_torch_close(npe_torch_file *f);
+
+/* Check storage i's record against its CRC-32 (once; later calls are free). Opening a file only
+ * validates offsets and sizes, so listing a 1 GB archive reads no tensor data; every reader of
+ * tensor data calls this first (npe_torch_tensor_copy does). */
+int npe_torch_storage_check(const npe_torch_file *f, size_t i, npe_error *err);
 
 /* Copy tensor i into dst as a contiguous array (gathering strides). */
 int npe_torch_tensor_copy(const npe_torch_file *f, size_t i, void *dst, size_t dst_bytes,

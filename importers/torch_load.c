@@ -347,9 +347,10 @@ static int attach_record(loader *L, npe_tstorage *s, uint64_t nbytes)
                  " (%" PRIu64 " x %s)",
                  name, e->size, s->key, nbytes, s->numel, npe_dtype_name(s->dtype));
     } else {
-        const void *data = NULL;
-        r = npe_zip_view(f->zip, e, &data, L->err);
-        s->data = data;
+        /* The zip reader checked that the record lies inside the file; its CRC is checked when
+         * the data is first used (npe_torch_storage_check), not to list the archive. */
+        s->data = npe_zip_base(f->zip) + e->data_offset;
+        s->entry = e;
     }
     free(name);
     return r;
@@ -1318,6 +1319,20 @@ int64_t npe_torch_tensor_numel(const npe_ttensor *t)
     return n;
 }
 
+int npe_torch_storage_check(const npe_torch_file *f, size_t i, npe_error *err)
+{
+    if (!f || i >= f->n_storages)
+        return npe_error_set(err, NPE_EINVAL, "storage index %zu out of range", i);
+    const npe_tstorage *s = &f->storages[i];
+    if (!s->entry)
+        return 0;
+    const void *data = NULL;
+    int r = npe_zip_view(f->zip, s->entry, &data, err);
+    if (r)
+        npe_error_prefix(err, "%s", f->path);
+    return r;
+}
+
 int npe_torch_tensor_copy(const npe_torch_file *f, size_t i, void *dst, size_t dst_bytes,
                           npe_error *err)
 {
@@ -1326,6 +1341,9 @@ int npe_torch_tensor_copy(const npe_torch_file *f, size_t i, void *dst, size_t d
                              f ? f->n_tensors : 0);
     const npe_ttensor *t = &f->tensors[i];
     const npe_tstorage *s = &f->storages[t->storage];
+    int rc = npe_torch_storage_check(f, t->storage, err);
+    if (rc)
+        return rc;
     size_t isz = npe_dtype_size(t->dtype);
     uint64_t numel = (uint64_t)npe_torch_tensor_numel(t);
     if (numel > SIZE_MAX / isz || dst_bytes < numel * isz)

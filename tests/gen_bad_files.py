@@ -94,9 +94,11 @@ class Corpus:
         with open(os.path.join(self.outdir, name), "wb") as f:
             f.write(data)
 
-    def add(self, name, data, code, needle):
+    def add(self, name, data, code, needle, stage=None):
+        """stage "data": the defect is in tensor data, which opening does not read (listing a
+        large archive touches no tensor bytes); it must fail when the tensors are read."""
         self.write(name, data)
-        self.bad.append((name, code, needle))
+        self.bad.append((name, code, needle) + ((stage,) if stage else ()))
 
     def finish(self):
         with open(os.path.join(self.outdir, "bad.list"), "w") as f:
@@ -266,7 +268,7 @@ def main():
           "EFORMAT", "not_a_model.pth")
     c.add("zip_magic_only.pth", b"PK\x03\x04" + b"\0" * 60, "EFORMAT", "zip_magic_only.pth")
     c.add("bad_crc_data.pth", archive(**{"data/0": {"crc": zlib.crc32(wbytes) ^ 0x5A5A}}),
-          "EFORMAT", "crc")
+          "EFORMAT", "crc", stage="data")
     c.add("bad_crc_pickle.pth", archive(**{"data.pkl": {"crc": zlib.crc32(state_dict()) ^ 1}}),
           "EFORMAT", "crc")
     c.add("header_offset_past_eof.pth", archive(**{"data/0": {"hdr_off": 1 << 20}}),
