@@ -28,7 +28,7 @@ struct npe_exec {
     float **affine;         /* per node: batch norm scale (C) then shift (C) */
     float *arena;
     size_t arena_n;
-    float *tmp;             /* reduction intermediates: two halves */
+    float *tmp;             /* intermediates of reductions, norms, matmul: tmp_n floats */
     size_t tmp_n;
     void *scratch;
     size_t scratch_size;
@@ -177,7 +177,8 @@ static int inplace_capable(npe_op op)
     case NPE_OP_SIGMOID: case NPE_OP_HARDSWISH: case NPE_OP_HARDSIGMOID: case NPE_OP_TANH:
     case NPE_OP_GELU: case NPE_OP_ELU: case NPE_OP_CLAMP: case NPE_OP_NEG: case NPE_OP_EXP:
     case NPE_OP_SQRT: case NPE_OP_BATCH_NORM: case NPE_OP_ADD: case NPE_OP_SUB: case NPE_OP_MUL:
-    case NPE_OP_DIV: case NPE_OP_POW:
+    case NPE_OP_DIV: case NPE_OP_POW: case NPE_OP_MAXIMUM: case NPE_OP_MINIMUM:
+    case NPE_OP_SLICE_SCATTER: case NPE_OP_SELECT_SCATTER:
         return 1;
     default:
         return 0;
@@ -202,6 +203,32 @@ static int cmp_placed(const void *a, const void *b)
 {
     const placed *p = a, *q = b;
     return p->off < q->off ? -1 : p->off > q->off;
+}
+
+/* Floats of x->tmp node n needs (see the run functions). */
+static size_t tmp_need(const npe_graph *g, const npe_node *n)
+{
+    const npe_value *xv = &g->values[n->in[0]];
+    size_t numel = xv->type == NPE_VT_TENSOR ? (size_t)npe_value_numel(xv) : 0;
+    switch (n->op) {
+    case NPE_OP_MEAN:
+    case NPE_OP_SUM:
+    case NPE_OP_AMAX:
+    case NPE_OP_MAX_DIM:
+        return 2 * numel;                   /* two halves for multi-dim reductions */
+    case NPE_OP_AMIN:
+    case NPE_OP_MIN_DIM:
+        return 3 * numel;                   /* the negated input, then the two halves */
+    case NPE_OP_GROUP_NORM:
+    case NPE_OP_LAYER_NORM:
+        return 2 * numel + 1;               /* squares, then a statistic per row (rows <= numel) */
+    case NPE_OP_MATMUL: {
+        const npe_value *b = &g->values[n->in[1]];
+        return (size_t)npe_value_numel(b);  /* the right operand transposed */
+    }
+    default:
+        return 0;
+    }
 }
 
 static int plan(npe_exec *x, npe_error *err)
@@ -366,14 +393,27 @@ static int plan(npe_exec *x, npe_error *err)
                 aff[c + ch] = (b ? b[ch] : 0.0f) - mean[ch] * sc;
             }
             x->affine[i] = aff;
-        } else if (n->op == NPE_OP_MEAN || n->op == NPE_OP_SUM) {
-            int64_t numel = npe_value_numel(&g->values[n->in[0]]);
-            if ((size_t)numel > tmp)
-                tmp = (size_t)numel;
+        } else if (n->op == NPE_OP_GROUP_NORM && (is_none(g, n->in[NPE_GN_WEIGHT]) ||
+                                                  is_none(g, n->in[NPE_GN_BIAS]))) {
+            /* ones and zeros for a missing weight or bias */
+            int64_t c = g->values[n->in[0]].shape[1];
+            float *aff = malloc((size_t)(2 * c + 1) * sizeof(float));
+            if (!aff) {
+                r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+                goto out_free;
+            }
+            for (int64_t ch = 0; ch < c; ch++) {
+                aff[ch] = 1.0f;
+                aff[c + ch] = 0.0f;
+            }
+            x->affine[i] = aff;
         }
+        size_t need = tmp_need(g, n);
+        if (need > tmp)
+            tmp = need;
     }
     if (tmp) {
-        x->tmp = malloc(2 * tmp * sizeof(float));
+        x->tmp = malloc(tmp * sizeof(float));
         if (!x->tmp) {
             r = npe_error_set(err, NPE_ENOMEM, "out of memory");
             goto out_free;
@@ -392,21 +432,34 @@ out_free:
     return r;
 }
 
-static void conv_params(const npe_graph *g, const npe_node *n, npe_conv2d_params *p)
+/* The kernel's parameters of a conv node. extra[0], extra[1]: rows and columns of zeros the
+ * input needs at its end first (padding='same' with an even receptive field pads unevenly, which
+ * the kernel's symmetric padding cannot express); p then describes the padded input. */
+static void conv_params(const npe_graph *g, const npe_node *n, npe_conv2d_params *p, int extra[2])
 {
     const npe_value *xv = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
-    int64_t st[2], pd[2], dl[2], op[2] = {0, 0};
+    int64_t st[2], pd[2] = {0, 0}, dl[2], op[2] = {0, 0};
+    const npe_value *pv = &g->values[n->in[NPE_CONV_PADDING]];
     pair(g, n->in[NPE_CONV_STRIDE], st);
-    pair(g, n->in[NPE_CONV_PADDING], pd);
     pair(g, n->in[NPE_CONV_DILATION], dl);
+    extra[0] = extra[1] = 0;
+    if (pv->type != NPE_VT_STR) {
+        pair(g, n->in[NPE_CONV_PADDING], pd);
+    } else if (strcmp(pv->s, "same") == 0) { /* as shape inference: half each side, odd one after */
+        for (int i = 0; i < 2; i++) {
+            int64_t total = dl[i] * (w->shape[2 + i] - 1);
+            pd[i] = total / 2;
+            extra[i] = (int)(total - 2 * pd[i]);
+        }
+    }
     int transposed = ival(g, n->in[NPE_CONV_TRANSPOSED]) != 0;
     if (transposed)
         pair(g, n->in[NPE_CONV_OUTPUT_PADDING], op);
     memset(p, 0, sizeof *p);
     p->n = (int)xv->shape[0];
     p->c_in = (int)xv->shape[1];
-    p->h_in = (int)xv->shape[2];
-    p->w_in = (int)xv->shape[3];
+    p->h_in = (int)xv->shape[2] + extra[0];
+    p->w_in = (int)xv->shape[3] + extra[1];
     p->c_out = (int)y->shape[1];
     p->h_out = (int)y->shape[2];
     p->w_out = (int)y->shape[3];
@@ -424,6 +477,13 @@ static void conv_params(const npe_graph *g, const npe_node *n, npe_conv2d_params
     p->opw = (int)op[1];
 }
 
+/* Bytes of a conv's unevenly padded input at the start of the scratch (64-byte aligned). */
+static size_t padded_bytes(const npe_conv2d_params *p)
+{
+    size_t n = (size_t)p->n * (size_t)p->c_in * (size_t)p->h_in * (size_t)p->w_in * sizeof(float);
+    return (n + 63) & ~(size_t)63;
+}
+
 static int size_scratch(npe_exec *x, int nthreads, npe_error *err)
 {
     if (x->scratch_threads == nthreads && x->scratch)
@@ -433,8 +493,11 @@ static int size_scratch(npe_exec *x, int nthreads, npe_error *err)
         if (!x->run[i] || x->g->nodes[i].op != NPE_OP_CONV)
             continue;
         npe_conv2d_params p;
-        conv_params(x->g, &x->g->nodes[i], &p);
+        int extra[2];
+        conv_params(x->g, &x->g->nodes[i], &p, extra);
         size_t s = x->k->conv2d_scratch(&p, nthreads);
+        if (extra[0] || extra[1])
+            s += padded_bytes(&p);
         if (s > need)
             need = s;
     }
@@ -469,6 +532,8 @@ static int run_binary(npe_exec *x, const npe_kexec *ex, const npe_node *n, int n
     case NPE_OP_MUL: op = NPE_BINARY_MUL; break;
     case NPE_OP_DIV: op = NPE_BINARY_DIV; break;
     case NPE_OP_POW: op = NPE_BINARY_POW; break;
+    case NPE_OP_MAXIMUM: op = NPE_BINARY_MAX; break;
+    case NPE_OP_MINIMUM: op = NPE_BINARY_MIN; break;
     default: return xerr(x, nidx, err, "not a binary op");
     }
     float sa, sb;
@@ -565,12 +630,33 @@ static void gather(npe_exec *x, const npe_kexec *ex, int ndim, const int64_t *sh
     x->k->copy_strided(ex, ndim, shape, src, xs, dst, ys);
 }
 
+/* mean, sum, amax/amin, and the values of max/min with a dim: the reduced dims are taken as runs
+ * of adjacent dims, one kernel call per run, intermediates in two halves of x->tmp. A minimum is
+ * minus the maximum of the negated input (the reduce kernel has no MIN). */
+/* gather for up to 2 * NPE_MAX_DIMS dims: the kernel takes NPE_KMAX_DIMS, so the leading dims
+ * beyond that are walked here. */
+static void gather_big(npe_exec *x, const npe_kexec *ex, int ndim, const int64_t *shape,
+                       const float *src, const int64_t *xs, float *dst)
+{
+    if (ndim <= NPE_KMAX_DIMS) {
+        gather(x, ex, ndim, shape, src, xs, dst);
+        return;
+    }
+    int64_t inner = prod(shape, 1, ndim);
+    for (int64_t i = 0; i < shape[0]; i++)
+        gather_big(x, ex, ndim - 1, shape + 1, src + i * xs[0], xs + 1, dst + i * inner);
+}
+
 static void run_reduce(npe_exec *x, const npe_kexec *ex, const npe_node *n)
 {
     const npe_graph *g = x->g;
     const npe_value *xv = &g->values[n->in[0]];
+    int is_min = n->op == NPE_OP_AMIN || n->op == NPE_OP_MIN_DIM;
     unsigned mask = 0;
-    if (is_none(g, n->in[1])) {
+    if (n->op == NPE_OP_MAX_DIM || n->op == NPE_OP_MIN_DIM) {
+        if (xv->ndim)
+            mask = 1u << wrap(ival(g, n->in[1]), xv->ndim);
+    } else if (is_none(g, n->in[1])) {
         mask = (1u << xv->ndim) - 1;
     } else {
         int64_t dims[NPE_MAX_DIMS];
@@ -580,19 +666,25 @@ static void run_reduce(npe_exec *x, const npe_kexec *ex, const npe_node *n)
         if (!nd)
             mask = (1u << xv->ndim) - 1;
     }
-    npe_reduce_op op = n->op == NPE_OP_MEAN ? NPE_REDUCE_MEAN : NPE_REDUCE_SUM;
+    npe_reduce_op op = n->op == NPE_OP_MEAN ? NPE_REDUCE_MEAN
+                       : n->op == NPE_OP_SUM ? NPE_REDUCE_SUM : NPE_REDUCE_MAX;
     int64_t cur[NPE_MAX_DIMS];
     int nd = xv->ndim;
     memcpy(cur, xv->shape, sizeof cur);
+    int64_t numel = npe_value_numel(xv);
     const float *src = vptr(x, n->in[0]);
     float *dst_final = vptr(x, n->out[0]);
+    float *halves = x->tmp;
+    if (is_min) {
+        x->k->unary(ex, NPE_UNARY_NEG, numel, src, x->tmp, 0, 0);
+        src = x->tmp;
+        halves = x->tmp + numel;
+    }
     int buf = 0;
     if (!mask || nd == 0) { /* nothing reduced: a copy */
-        int64_t numel = npe_value_numel(xv);
         memmove(dst_final, src, (size_t)numel * sizeof(float));
-        return;
     }
-    while (mask) {
+    while (mask && nd > 0) {
         int e = nd - 1;
         while (!(mask & (1u << e)))
             e--;
@@ -602,7 +694,7 @@ static void run_reduce(npe_exec *x, const npe_kexec *ex, const npe_node *n)
         int64_t outer = prod(cur, 0, s), r = prod(cur, s, e + 1), inner = prod(cur, e + 1, nd);
         for (int d = s; d <= e; d++)
             mask &= ~(1u << d);
-        float *dst = mask ? x->tmp + (size_t)buf * x->tmp_n : dst_final;
+        float *dst = mask ? halves + (size_t)buf * (size_t)numel : dst_final;
         x->k->reduce(ex, op, outer, r, inner, src, dst);
         src = dst;
         buf ^= 1;
@@ -611,6 +703,151 @@ static void run_reduce(npe_exec *x, const npe_kexec *ex, const npe_node *n)
         for (int d = e + 1; d < nd; d++)
             cur[w++] = cur[d];
         nd = w;
+    }
+    if (is_min)
+        x->k->unary(ex, NPE_UNARY_NEG, npe_value_numel(&g->values[n->out[0]]), dst_final,
+                    dst_final, 0, 0);
+}
+
+/* Rows of x (R, L) to zero mean and unit variance (biased, as PyTorch's norms): mean, centre,
+ * mean of squares, + eps, sqrt, divide. tmp: R*L + R floats. */
+static void normalize_rows(npe_exec *x, const npe_kexec *ex, int64_t rows, int64_t len, float eps,
+                           const float *src, float *dst, float *tmp)
+{
+    float *sq = tmp, *stat = tmp + rows * len;
+    int64_t shape[2] = {rows, len}, as[2] = {len, 1}, bs[2] = {1, 0};
+    x->k->reduce(ex, NPE_REDUCE_MEAN, rows, len, 1, src, stat);
+    x->k->binary(ex, NPE_BINARY_SUB, 2, shape, src, as, stat, bs, dst, 1.0f);
+    x->k->binary(ex, NPE_BINARY_MUL, 2, shape, dst, as, dst, as, sq, 1.0f);
+    x->k->reduce(ex, NPE_REDUCE_MEAN, rows, len, 1, sq, stat);
+    x->k->unary(ex, NPE_UNARY_MUL_SCALAR, rows, stat, stat, 1.0f, eps);
+    x->k->unary(ex, NPE_UNARY_SQRT, rows, stat, stat, 0, 0);
+    x->k->binary(ex, NPE_BINARY_DIV, 2, shape, dst, as, stat, bs, dst, 1.0f);
+}
+
+static void run_norm(npe_exec *x, const npe_kexec *ex, const npe_node *n, int nidx)
+{
+    const npe_graph *g = x->g;
+    const npe_value *xv = &g->values[n->in[0]];
+    int64_t numel = npe_value_numel(xv);
+    if (!numel)
+        return;
+    float *y = vptr(x, n->out[0]);
+    if (n->op == NPE_OP_GROUP_NORM) {
+        /* x (N, C, S): rows are (sample, group) of C/G channels * S positions */
+        int64_t groups = ival(g, n->in[NPE_GN_GROUPS]), c = xv->shape[1];
+        int64_t rows = xv->shape[0] * groups;
+        normalize_rows(x, ex, rows, numel / rows, (float)fval(g, n->in[NPE_GN_EPS]),
+                       vptr(x, n->in[0]), y, x->tmp);
+        const float *sc = is_none(g, n->in[NPE_GN_WEIGHT]) ? x->affine[nidx]
+                                                           : vptr(x, n->in[NPE_GN_WEIGHT]);
+        const float *sh = is_none(g, n->in[NPE_GN_BIAS]) ? x->affine[nidx] + c
+                                                         : vptr(x, n->in[NPE_GN_BIAS]);
+        x->k->channel_affine(ex, xv->shape[0], c, numel / (xv->shape[0] * c), y, sc, sh, y);
+        return;
+    }
+    const npe_value *ns = &g->values[n->in[NPE_LN_SHAPE]];
+    int64_t len = 1;
+    if (ns->type == NPE_VT_LIST)
+        for (int k = 0; k < ns->n_items; k++)
+            len *= ival(g, ns->items[k]);
+    else
+        len = ival(g, n->in[NPE_LN_SHAPE]);
+    int64_t rows = numel / len;
+    normalize_rows(x, ex, rows, len, (float)fval(g, n->in[NPE_LN_EPS]), vptr(x, n->in[0]), y,
+                   x->tmp);
+    int64_t shape[2] = {rows, len}, ys[2] = {len, 1}, ws[2] = {0, 1};
+    if (!is_none(g, n->in[NPE_LN_WEIGHT]))
+        x->k->binary(ex, NPE_BINARY_MUL, 2, shape, y, ys, vptr(x, n->in[NPE_LN_WEIGHT]), ws, y, 1.0f);
+    if (!is_none(g, n->in[NPE_LN_BIAS]))
+        x->k->binary(ex, NPE_BINARY_ADD, 2, shape, y, ys, vptr(x, n->in[NPE_LN_BIAS]), ws, y, 1.0f);
+}
+
+/* matmul through the linear kernel (y = a @ w^T): the right operand is transposed into x->tmp
+ * once, then one call per output batch (or one call for all when it has no batch dims). */
+static void run_matmul(npe_exec *x, const npe_kexec *ex, const npe_node *n)
+{
+    const npe_graph *g = x->g;
+    const npe_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]], *y = &g->values[n->out[0]];
+    int64_t k = a->shape[a->ndim - 1], m = a->ndim >= 2 ? a->shape[a->ndim - 2] : 1;
+    int64_t nc = b->ndim >= 2 ? b->shape[b->ndim - 1] : 1;
+    int ba = a->ndim > 2 ? a->ndim - 2 : 0, bb = b->ndim > 2 ? b->ndim - 2 : 0;
+    int nb = ba > bb ? ba : bb;
+    if (!npe_value_numel(y))
+        return;
+    const float *pa = vptr(x, n->in[0]);
+    float *py = vptr(x, n->out[0]);
+    if (!k) { /* empty sums */
+        memset(py, 0, (size_t)npe_value_numel(y) * sizeof(float));
+        return;
+    }
+    int64_t bbatch = prod(b->shape, 0, bb);
+    int64_t shape[3] = {bbatch, nc, k}, xs[3] = {k * nc, 1, nc}, ts[3] = {nc * k, k, 1};
+    x->k->copy_strided(ex, 3, shape, vptr(x, n->in[1]), xs, x->tmp, ts);
+    if (bb == 0) { /* every row of a against the same matrix */
+        x->k->linear(ex, npe_value_numel(a) / k, k, nc, pa, x->tmp, NULL, py);
+        return;
+    }
+    /* batch strides (in matrices) of a and b for each output batch dim, 0 where broadcast */
+    int64_t as[NPE_MAX_DIMS], bs[NPE_MAX_DIMS], oshape[NPE_MAX_DIMS];
+    int64_t sa = 1, sb = 1;
+    for (int d = nb - 1; d >= 0; d--) {
+        int ja = d - (nb - ba), jb = d - (nb - bb);
+        int64_t da = ja >= 0 ? a->shape[ja] : 1, db = jb >= 0 ? b->shape[jb] : 1;
+        as[d] = da == 1 ? 0 : sa;
+        bs[d] = db == 1 ? 0 : sb;
+        oshape[d] = da == 1 ? db : da;
+        sa *= da;
+        sb *= db;
+    }
+    int64_t nbatch = prod(oshape, 0, nb);
+    for (int64_t o = 0; o < nbatch; o++) {
+        int64_t rem = o, ia = 0, ib = 0;
+        for (int d = nb - 1; d >= 0; d--) {
+            int64_t c = rem % oshape[d];
+            rem /= oshape[d];
+            ia += c * as[d];
+            ib += c * bs[d];
+        }
+        x->k->linear(ex, m, k, nc, pa + ia * m * k, x->tmp + ib * nc * k, NULL, py + o * m * nc);
+    }
+}
+
+/* Reflect or replicate padding of the last two dims of (outer, h, w), as nine strided copies:
+ * the middle, four borders and four corners, each reading x forwards, backwards (reflect) or
+ * one row/column over and over (replicate). */
+static void run_pad_mode(npe_exec *x, const npe_kexec *ex, int reflect, int64_t outer, int64_t h,
+                         int64_t w, const int64_t p[4], const float *src, float *dst)
+{
+    int64_t oh = h + p[2] + p[3], ow = w + p[0] + p[1];
+    /* per axis: three segments (before, inside, after): length, first source index, step */
+    int64_t len[2][3], first[2][3], step[2][3];
+    const int64_t size[2] = {h, w}, before[2] = {p[2], p[0]}, after[2] = {p[3], p[1]};
+    for (int ax = 0; ax < 2; ax++) {
+        len[ax][0] = before[ax];
+        first[ax][0] = reflect ? before[ax] : 0;
+        step[ax][0] = reflect ? -1 : 0;
+        len[ax][1] = size[ax];
+        first[ax][1] = 0;
+        step[ax][1] = 1;
+        len[ax][2] = after[ax];
+        first[ax][2] = reflect ? size[ax] - 2 : size[ax] - 1;
+        step[ax][2] = reflect ? -1 : 0;
+    }
+    int64_t ys[3] = {oh * ow, ow, 1};
+    int64_t y0 = 0;
+    for (int r = 0; r < 3; r++) {
+        int64_t x0 = 0;
+        for (int c = 0; c < 3; c++) {
+            if (len[0][r] && len[1][c] && outer) {
+                int64_t shape[3] = {outer, len[0][r], len[1][c]};
+                int64_t xs[3] = {h * w, step[0][r] * w, step[1][c]};
+                x->k->copy_strided(ex, 3, shape, src + first[0][r] * w + first[1][c], xs,
+                                   dst + y0 * ow + x0, ys);
+            }
+            x0 += len[1][c];
+        }
+        y0 += len[0][r];
     }
 }
 
@@ -631,9 +868,21 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
     switch (n->op) {
     case NPE_OP_CONV: {
         npe_conv2d_params p;
-        conv_params(g, n, &p);
+        int extra[2];
+        conv_params(g, n, &p, extra);
         const float *b = is_none(g, n->in[NPE_CONV_BIAS]) ? NULL : vptr(x, n->in[NPE_CONV_BIAS]);
-        x->k->conv2d(ex, &p, vptr(x, n->in[0]), vptr(x, n->in[1]), b, vptr(x, n->out[0]));
+        const float *in = vptr(x, n->in[0]);
+        npe_kexec cx = *ex;
+        if (extra[0] || extra[1]) { /* zeros after the end first, then the symmetric kernel */
+            size_t pb = padded_bytes(&p);
+            float *padded = ex->scratch;
+            x->k->pad2d(ex, (int64_t)p.n * p.c_in, p.h_in - extra[0], p.w_in - extra[1], 0,
+                        extra[1], 0, extra[0], 0.0f, in, padded);
+            cx.scratch = (char *)ex->scratch + pb;
+            cx.scratch_size = ex->scratch_size - pb;
+            in = padded;
+        }
+        x->k->conv2d(&cx, &p, in, vptr(x, n->in[1]), b, vptr(x, n->out[0]));
         return 0;
     }
     case NPE_OP_LINEAR: {
@@ -657,6 +906,8 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
     case NPE_OP_MUL:
     case NPE_OP_DIV:
     case NPE_OP_POW:
+    case NPE_OP_MAXIMUM:
+    case NPE_OP_MINIMUM:
         return run_binary(x, ex, n, i, err);
     case NPE_OP_MAX_POOL2D:
     case NPE_OP_AVG_POOL2D: {
@@ -748,6 +999,13 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
         int64_t w = xv->ndim >= 1 ? xv->shape[xv->ndim - 1] : 1;
         int64_t h = xv->ndim >= 2 ? xv->shape[xv->ndim - 2] : 1;
         int64_t outer = xv->ndim >= 2 ? prod(xv->shape, 0, xv->ndim - 2) : 1;
+        const npe_value *mode = &g->values[n->in[2]];
+        if (mode->type == NPE_VT_STR && strcmp(mode->s, "constant") != 0) {
+            int64_t p4[4] = {p[0], np > 1 ? p[1] : 0, np > 2 ? p[2] : 0, np > 3 ? p[3] : 0};
+            run_pad_mode(x, ex, strcmp(mode->s, "reflect") == 0, outer, h, w, p4,
+                         vptr(x, n->in[0]), vptr(x, n->out[0]));
+            return 0;
+        }
         float value = is_none(g, n->in[3]) ? 0.0f : (float)fval(g, n->in[3]);
         x->k->pad2d(ex, outer, (int)h, (int)w, (int)p[0], (int)(np > 1 ? p[1] : 0),
                     (int)(np > 2 ? p[2] : 0), (int)(np > 3 ? p[3] : 0), value, vptr(x, n->in[0]),
@@ -849,20 +1107,94 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
         gather(x, ex, y->ndim, y->shape, vptr(x, n->in[0]), ps, vptr(x, n->out[0]));
         return 0;
     }
-    case NPE_OP_EXPAND: {
+    case NPE_OP_EXPAND:
+    case NPE_OP_EXPAND_AS: {
         int64_t xs[NPE_MAX_DIMS], es[NPE_MAX_DIMS];
-        strides_of(xv, xs);
+        float number = (float)fval(g, n->in[0]);
+        const float *src = &number; /* expand_as of a number: fill_ */
+        int xnd = 0;
+        if (xv->type == NPE_VT_TENSOR) {
+            strides_of(xv, xs);
+            src = vptr(x, n->in[0]);
+            xnd = xv->ndim;
+        }
         for (int d = 0; d < y->ndim; d++) {
-            int j = d - (y->ndim - xv->ndim);
+            int j = d - (y->ndim - xnd);
             es[d] = (j < 0 || xv->shape[j] == 1) ? 0 : xs[j];
         }
-        gather(x, ex, y->ndim, y->shape, vptr(x, n->in[0]), es, vptr(x, n->out[0]));
+        gather(x, ex, y->ndim, y->shape, src, es, vptr(x, n->out[0]));
+        return 0;
+    }
+    case NPE_OP_REPEAT: {
+        /* output dim i seen as (repeats[i], size[i]): the repeat dim reads with stride 0 */
+        int64_t rep[NPE_MAX_DIMS], xs[NPE_MAX_DIMS], shape[2 * NPE_MAX_DIMS], ss[2 * NPE_MAX_DIMS];
+        int nr = ints(g, n->in[1], rep, NPE_MAX_DIMS), nd = 0;
+        strides_of(xv, xs);
+        for (int d = 0; d < nr; d++) {
+            int k = d - (nr - xv->ndim);
+            if (rep[d] != 1) {
+                shape[nd] = rep[d];
+                ss[nd++] = 0;
+            }
+            shape[nd] = k >= 0 ? xv->shape[k] : 1;
+            ss[nd++] = k >= 0 ? xs[k] : 0;
+        }
+        if (npe_value_numel(y))
+            gather_big(x, ex, nd, shape, vptr(x, n->in[0]), ss, vptr(x, n->out[0]));
         return 0;
     }
     case NPE_OP_MEAN:
     case NPE_OP_SUM:
+    case NPE_OP_AMAX:
+    case NPE_OP_AMIN:
+    case NPE_OP_MAX_DIM:
+    case NPE_OP_MIN_DIM:
         run_reduce(x, ex, n);
         return 0;
+    case NPE_OP_GROUP_NORM:
+    case NPE_OP_LAYER_NORM:
+        run_norm(x, ex, n, i);
+        return 0;
+    case NPE_OP_MATMUL:
+        run_matmul(x, ex, n);
+        return 0;
+    case NPE_OP_SLICE_SCATTER:
+    case NPE_OP_SELECT_SCATTER: {
+        /* a copy of self (unless planned in place), then src into the part it replaces */
+        const npe_value *src = &g->values[n->in[1]];
+        float *dst = vptr(x, n->out[0]);
+        if (dst != vptr(x, n->in[0]))
+            memcpy(dst, vptr(x, n->in[0]), (size_t)npe_value_numel(y) * sizeof(float));
+        int d = wrap(ival(g, n->in[2]), xv->ndim);
+        int64_t ys[NPE_MAX_DIMS], rs[NPE_MAX_DIMS], ss[NPE_MAX_DIMS];
+        strides_of(xv, ys);
+        strides_of(src, ss);
+        int64_t size = xv->shape[d], at;
+        if (n->op == NPE_OP_SLICE_SCATTER) {
+            at = is_none(g, n->in[3]) ? 0 : ival(g, n->in[3]);
+            if (at < 0)
+                at = at < -size ? 0 : at + size;
+            if (at > size)
+                at = size;
+            memcpy(rs, ys, sizeof rs);
+            rs[d] *= ival(g, n->in[5]);
+        } else {
+            at = ival(g, n->in[3]);
+            if (at < 0)
+                at += size;
+            for (int k = 0, j = 0; k < xv->ndim; k++)
+                if (k != d)
+                    rs[j++] = ys[k];
+        }
+        if (!npe_value_numel(src))
+            return 0;
+        if (src->ndim == 0)
+            dst[at * ys[d]] = vptr(x, n->in[1])[0];
+        else
+            x->k->copy_strided(ex, src->ndim, src->shape, vptr(x, n->in[1]), ss, dst + at * ys[d],
+                               rs);
+        return 0;
+    }
     case NPE_OP_SOFTMAX:
     case NPE_OP_LOG_SOFTMAX: {
         int d = wrap(ival(g, n->in[1]), xv->ndim);

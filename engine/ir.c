@@ -18,6 +18,11 @@ static const npe_op_schema schemas[] = {
     [NPE_OP_BATCH_NORM] = {"batch_norm",
                            "input weight bias running_mean running_var training momentum eps cudnn_enabled",
                            9, 9, 1, B(5) | B(6) | B(7) | B(8), NPE_OPF_PARAMS | NPE_OPF_ELEMENTWISE},
+    [NPE_OP_GROUP_NORM] = {"group_norm", "input num_groups weight bias eps cudnn_enabled", 6, 6, 1,
+                           B(1) | B(4) | B(5), NPE_OPF_PARAMS},
+    [NPE_OP_LAYER_NORM] = {"layer_norm", "input normalized_shape weight bias eps cudnn_enable", 6, 6,
+                           1, B(1) | B(4) | B(5), NPE_OPF_PARAMS},
+    [NPE_OP_MATMUL] = {"matmul", "self other", 2, 2, 1, 0, 0},
     [NPE_OP_RELU] = {"relu", "self", 1, 1, 1, 0, NPE_OPF_ELEMENTWISE},
     [NPE_OP_HARDTANH] = {"hardtanh", "self min_val max_val", 3, 3, 1, B(1) | B(2), NPE_OPF_ELEMENTWISE},
     [NPE_OP_LEAKY_RELU] = {"leaky_relu", "self negative_slope", 2, 2, 1, B(1), NPE_OPF_ELEMENTWISE},
@@ -53,6 +58,8 @@ static const npe_op_schema schemas[] = {
     [NPE_OP_DIV] = {"div", "self other", 2, 2, 1, 0, NPE_OPF_BROADCAST},
     [NPE_OP_FLOOR_DIV] = {"floor_divide", "self other", 2, 2, 1, 0, NPE_OPF_BROADCAST},
     [NPE_OP_POW] = {"pow", "self exponent", 2, 2, 1, 0, NPE_OPF_BROADCAST},
+    [NPE_OP_MAXIMUM] = {"maximum", "self other", 2, 2, 1, 0, NPE_OPF_BROADCAST},
+    [NPE_OP_MINIMUM] = {"minimum", "self other", 2, 2, 1, 0, NPE_OPF_BROADCAST},
     [NPE_OP_CAT] = {"cat", "tensors dim", 2, -1, 1, 0, NPE_OPF_VARIADIC},
     [NPE_OP_STACK] = {"stack", "tensors dim", 2, -1, 1, 0, NPE_OPF_VARIADIC},
     [NPE_OP_CHUNK] = {"chunk", "self chunks dim", 3, 3, 0, B(1) | B(2), NPE_OPF_MULTI_OUT},
@@ -62,8 +69,15 @@ static const npe_op_schema schemas[] = {
     [NPE_OP_UNBIND] = {"unbind", "self dim", 2, 2, 0, B(1), NPE_OPF_MULTI_OUT},
     [NPE_OP_SLICE] = {"slice", "self dim start end step", 5, 5, 1, B(1) | B(2) | B(3) | B(4), 0},
     [NPE_OP_SELECT] = {"select", "self dim index", 3, 3, 1, B(1) | B(2), 0},
+    [NPE_OP_SLICE_SCATTER] = {"slice_scatter", "self src dim start end step", 6, 6, 1,
+                              B(2) | B(3) | B(4) | B(5), 0},
+    [NPE_OP_SELECT_SCATTER] = {"select_scatter", "self src dim index", 4, 4, 1, B(2) | B(3), 0},
     [NPE_OP_MEAN] = {"mean", "self dim keepdim dtype", 4, 4, 1, B(1) | B(2) | B(3), 0},
     [NPE_OP_SUM] = {"sum", "self dim keepdim dtype", 4, 4, 1, B(1) | B(2) | B(3), 0},
+    [NPE_OP_AMAX] = {"amax", "self dim keepdim", 3, 3, 1, B(1) | B(2), 0},
+    [NPE_OP_AMIN] = {"amin", "self dim keepdim", 3, 3, 1, B(1) | B(2), 0},
+    [NPE_OP_MAX_DIM] = {"max", "self dim keepdim", 3, 3, 2, B(1) | B(2), 0},
+    [NPE_OP_MIN_DIM] = {"min", "self dim keepdim", 3, 3, 2, B(1) | B(2), 0},
     [NPE_OP_SOFTMAX] = {"softmax", "self dim dtype", 3, 3, 1, B(1) | B(2), 0},
     [NPE_OP_LOG_SOFTMAX] = {"log_softmax", "self dim dtype", 3, 3, 1, B(1) | B(2), 0},
     [NPE_OP_FLATTEN] = {"flatten", "self start_dim end_dim", 3, 3, 1, B(1) | B(2), NPE_OPF_ALIAS},
@@ -73,6 +87,9 @@ static const npe_op_schema schemas[] = {
     [NPE_OP_SQUEEZE] = {"squeeze", "self dim", 2, 2, 1, B(1), NPE_OPF_ALIAS},
     [NPE_OP_UNSQUEEZE] = {"unsqueeze", "self dim", 2, 2, 1, B(1), NPE_OPF_ALIAS},
     [NPE_OP_EXPAND] = {"expand", "self size", 2, 2, 1, B(1), 0},
+    [NPE_OP_EXPAND_AS] = {"expand_as", "self other", 2, 2, 1, 0, 0},
+    [NPE_OP_REPEAT] = {"repeat", "self repeats", 2, 2, 1, B(1), 0},
+    [NPE_OP_RESHAPE_AS] = {"reshape_as", "self other", 2, 2, 1, 0, NPE_OPF_ALIAS},
     [NPE_OP_CONTIGUOUS] = {"contiguous", "self", 1, 1, 1, 0, NPE_OPF_ALIAS | NPE_OPF_ELEMENTWISE},
     [NPE_OP_DROPOUT] = {"dropout", "input p train", 3, 3, 1, B(1) | B(2),
                         NPE_OPF_ALIAS | NPE_OPF_ELEMENTWISE},
@@ -700,7 +717,7 @@ int npe_graph_add_node(npe_graph *g, npe_op op, const int *in, int n_in, int n_o
         g->values[vid].producer_out = k;
         nd.out[k] = vid;
     }
-    if (op == NPE_OP_ADAPTIVE_MAX_POOL2D)
+    if (op == NPE_OP_ADAPTIVE_MAX_POOL2D || op == NPE_OP_MAX_DIM || op == NPE_OP_MIN_DIM)
         g->values[nd.out[1]].flags |= NPE_VF_UNUSABLE;
     free(base);
     g->nodes[g->n_nodes++] = nd;

@@ -25,7 +25,10 @@
  * code made it, "layer1.0.conv1"; "" for the root) and the source call site. Its inputs follow
  * the op's schema (npe_op_schema: named slots, arity, which slots must be known at inference).
  * Defaults the source left out are filled by the importer with values flagged NPE_VF_SYNTH (no
- * span). In-place variants (relu_, add_) are imported as the out-of-place op.
+ * span). In-place ops (relu_, add_, copy_, x[...] = y) are made functional by the importer:
+ * the op computes a new value, and when the mutated tensor is a view (or has views), scatter ops
+ * (slice_scatter, select_scatter, reshape_as, inverse permutes) rebuild the storage it shares,
+ * so every later reader of any alias sees the change, as in PyTorch.
  *
  * Names: every tensor value has a unique user-facing name. Node outputs are named after the node's
  * scope (the module that made them: "layer1.0.conv1"); a later output in the same scope gets
@@ -72,6 +75,10 @@ typedef enum npe_op {
     NPE_OP_CONV = 0,       /* 2-D convolution or transposed convolution (torch._convolution) */
     NPE_OP_LINEAR,
     NPE_OP_BATCH_NORM,     /* eval mode only: runs as a per-channel affine */
+    NPE_OP_GROUP_NORM,     /* statistics per (sample, group) over its channels and positions */
+    NPE_OP_LAYER_NORM,     /* statistics over the last dims (normalized_shape) */
+    NPE_OP_MATMUL,         /* torch.matmul, mm, bmm: batch dims broadcast, 1-D operands as in
+                            * PyTorch */
     /* activations (elementwise on one tensor) */
     NPE_OP_RELU,
     NPE_OP_HARDTANH,       /* ReLU6 is hardtanh(0, 6) */
@@ -95,7 +102,7 @@ typedef enum npe_op {
     NPE_OP_UPSAMPLE_NEAREST2D,
     NPE_OP_UPSAMPLE_BILINEAR2D,
     NPE_OP_PIXEL_SHUFFLE,
-    NPE_OP_PAD,            /* constant padding of the last dims */
+    NPE_OP_PAD,            /* padding of the last dims: constant, reflect or replicate */
     /* arithmetic with broadcasting; also shape arithmetic when every input is static */
     NPE_OP_ADD,            /* self + alpha * other */
     NPE_OP_SUB,            /* self - alpha * other */
@@ -104,6 +111,8 @@ typedef enum npe_op {
     NPE_OP_DIV,
     NPE_OP_FLOOR_DIV,      /* shape arithmetic only */
     NPE_OP_POW,            /* self ** exponent */
+    NPE_OP_MAXIMUM,        /* elementwise max / min of two tensors (torch.max(a, b)) */
+    NPE_OP_MINIMUM,
     /* joining and splitting */
     NPE_OP_CAT,            /* variadic: tensors..., dim */
     NPE_OP_STACK,          /* variadic: tensors..., dim */
@@ -113,9 +122,15 @@ typedef enum npe_op {
     NPE_OP_UNBIND,         /* multi-output */
     NPE_OP_SLICE,
     NPE_OP_SELECT,
+    NPE_OP_SLICE_SCATTER,  /* self with self[..., start:end:step, ...] (along dim) replaced by src */
+    NPE_OP_SELECT_SCATTER, /* self with self.select(dim, index) replaced by src */
     /* reductions and normalisation */
     NPE_OP_MEAN,
     NPE_OP_SUM,
+    NPE_OP_AMAX,           /* max over dims (dim [] : all), values only */
+    NPE_OP_AMIN,
+    NPE_OP_MAX_DIM,        /* torch.max(x, dim, keepdim): values, indices (indices unusable) */
+    NPE_OP_MIN_DIM,
     NPE_OP_SOFTMAX,
     NPE_OP_LOG_SOFTMAX,
     /* layout */
@@ -126,6 +141,9 @@ typedef enum npe_op {
     NPE_OP_SQUEEZE,        /* dim none: every dim of size 1 */
     NPE_OP_UNSQUEEZE,
     NPE_OP_EXPAND,
+    NPE_OP_EXPAND_AS,      /* self (a tensor or a number) broadcast to other's shape */
+    NPE_OP_REPEAT,         /* tile: dim i repeated repeats[i] times (leading repeats add dims) */
+    NPE_OP_RESHAPE_AS,     /* view_as, reshape_as: self with other's shape */
     NPE_OP_CONTIGUOUS,     /* identity for us */
     NPE_OP_DROPOUT,        /* identity in eval (dropout, feature_dropout, alpha_dropout) */
     NPE_OP_TO,             /* dtype conversion: identity on float tensors */
@@ -180,6 +198,11 @@ enum { NPE_CONV_INPUT = 0, NPE_CONV_WEIGHT, NPE_CONV_BIAS, NPE_CONV_STRIDE, NPE_
 enum { NPE_LINEAR_INPUT = 0, NPE_LINEAR_WEIGHT, NPE_LINEAR_BIAS };
 enum { NPE_BN_INPUT = 0, NPE_BN_WEIGHT, NPE_BN_BIAS, NPE_BN_MEAN, NPE_BN_VAR, NPE_BN_TRAINING,
        NPE_BN_MOMENTUM, NPE_BN_EPS };
+enum { NPE_GN_INPUT = 0, NPE_GN_GROUPS, NPE_GN_WEIGHT, NPE_GN_BIAS, NPE_GN_EPS };
+enum { NPE_LN_INPUT = 0, NPE_LN_SHAPE, NPE_LN_WEIGHT, NPE_LN_BIAS, NPE_LN_EPS };
+/* A conv's padding slot holds ints, or the string "same" or "valid" (nn.Conv2d(padding="same"),
+ * traced as torch._convolution_mode): "same" pads dilation * (kernel - 1) per dim, half on each
+ * side and the odd pixel at the bottom/right, as PyTorch does; stride must be 1. */
 
 /* ---- Values --------------------------------------------------------------------------------- */
 typedef enum npe_vtype {
@@ -205,7 +228,8 @@ enum {
     NPE_VF_STATIC = 1 << 6,  /* set by inference: known without input data (shape arithmetic,
                               * literals, params and constants) */
     NPE_VF_KNOWN = 1 << 7,   /* set by inference: scalar value / static data is valid */
-    NPE_VF_UNUSABLE = 1 << 8,/* an output that must not be used (max pool indices) */
+    NPE_VF_UNUSABLE = 1 << 8,/* an output that must not be used (indices of max pooling and of
+                              * torch.max/min with a dim) */
 };
 
 /* Where something is written in the source: a span of a code record. */

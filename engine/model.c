@@ -1,5 +1,6 @@
 /* Public model API: import a traced TorchScript archive, run it with the optimised CPU kernels on a
  * private thread pool; and .npy tensors in and out, so tools need nothing but npengine.h. */
+#define _POSIX_C_SOURCE 200809L
 #include <npengine/npengine.h>
 
 #include <stdlib.h>
@@ -7,17 +8,8 @@
 
 #include "../formats/npy.h"
 #include "../importers/torchscript.h"
-#include "../kernels/cpu/threadpool.h"
 #include "context.h"
-#include "exec.h"
-
-struct npe_model {
-    npe_ctx *ctx;
-    npe_graph *graph;
-    npe_kernels kernels;
-    npe_kpool *pool; /* NULL: serial */
-    npe_exec *exec;
-};
+#include "model_internal.h"
 
 static void array_to_tensor(npe_array *a, npe_tensor *t)
 {
@@ -130,6 +122,10 @@ NPE_API int npe_model_load(npe_ctx *ctx, const char *path, const npe_model_optio
         return npe_ctx_error(ctx, NPE_ENOMEM, "%s: out of memory", path);
     m->ctx = ctx;
     npe_error err = {0};
+    if (!(m->path = strdup(path))) {
+        free(m);
+        return npe_ctx_error(ctx, NPE_ENOMEM, "%s: out of memory", path);
+    }
     npe_ts_options ts = {0};
     ts.forward_name = opt->forward_name;
     ts.cut_outputs = opt->cut_outputs;
@@ -159,6 +155,8 @@ NPE_API void npe_model_destroy(npe_model *m)
     npe_exec_destroy(m->exec);
     npe_kpool_destroy(m->pool);
     npe_graph_destroy(m->graph);
+    free(m->report);
+    free(m->path);
     free(m);
 }
 

@@ -195,8 +195,8 @@ static const npe_value *tensor_in(ictx *C, int k, const char *what)
         return NULL;
     }
     if (v->flags & NPE_VF_UNUSABLE) {
-        nerr(C, NPE_EUNSUPPORTED, "%s is the indices output of a max pooling, which is not "
-             "supported", what);
+        nerr(C, NPE_EUNSUPPORTED, "%s is the indices output of a max pooling or of "
+             "torch.max/min with a dim, which lbprune does not compute (values only)", what);
         return NULL;
     }
     return v;
@@ -335,7 +335,8 @@ static int infer_arith(ictx *C, const npe_node *n)
         if (v->type == NPE_VT_TENSOR && !(v->flags & NPE_VF_KNOWN))
             return nerr(C, NPE_EFORMAT, "operand %d has no inferred shape", k + 1);
         if (v->flags & NPE_VF_UNUSABLE)
-            return nerr(C, NPE_EUNSUPPORTED, "operand %d is max pooling indices", k + 1);
+            return nerr(C, NPE_EUNSUPPORTED, "operand %d is the indices of a max pooling or "
+                        "of torch.max/min with a dim (values only are computed)", k + 1);
     }
     if (is_scalar_like(a) && is_scalar_like(b)) {
         /* shape arithmetic */
@@ -357,6 +358,8 @@ static int infer_arith(ictx *C, const npe_node *n)
                     return nerr(C, NPE_EFORMAT, "integer division by zero");
                 z.i = floordiv64(x.i, y.i);
                 break;
+            case NPE_OP_MAXIMUM: z.i = x.i > y.i ? x.i : y.i; break;
+            case NPE_OP_MINIMUM: z.i = x.i < y.i ? x.i : y.i; break;
             case NPE_OP_POW: {
                 int64_t p = 1;
                 for (int64_t k = 0; k < y.i && k < 64; k++)
@@ -375,6 +378,8 @@ static int infer_arith(ictx *C, const npe_node *n)
             case NPE_OP_DIV: z.f = x.f / y.f; break;
             case NPE_OP_FLOOR_DIV: z.f = floor(x.f / y.f); break;
             case NPE_OP_POW: z.f = pow(x.f, y.f); break;
+            case NPE_OP_MAXIMUM: z.f = fmax(x.f, y.f); break;
+            case NPE_OP_MINIMUM: z.f = fmin(x.f, y.f); break;
             default: break;
             }
         }
@@ -413,14 +418,12 @@ static int infer_conv(ictx *C, const npe_node *n)
     const npe_value *x = tensor_in(C, 0, "input"), *w = tensor_in(C, 1, "weight");
     if (!x || !w)
         return C->err ? C->err->code : NPE_EFORMAT;
-    int64_t st[2], pd[2], dl[2], op[2] = {0, 0}, groups;
+    int64_t st[2], pd[2], dl[2], op[2] = {0, 0}, extra[2] = {0, 0}, groups;
     int transposed = 0;
-    if (g->values[n->in[NPE_CONV_PADDING]].type == NPE_VT_STR)
-        return nerr(C, NPE_EUNSUPPORTED, "padding='%s' is not supported (trace with explicit "
-                    "padding)", g->values[n->in[NPE_CONV_PADDING]].s);
+    const npe_value *pv = &g->values[n->in[NPE_CONV_PADDING]];
     int r;
     if ((r = get_pair(C, n->in[NPE_CONV_STRIDE], "stride", st)) ||
-        (r = get_pair(C, n->in[NPE_CONV_PADDING], "padding", pd)) ||
+        (pv->type != NPE_VT_STR && (r = get_pair(C, n->in[NPE_CONV_PADDING], "padding", pd))) ||
         (r = get_pair(C, n->in[NPE_CONV_DILATION], "dilation", dl)) ||
         (r = get_bool(C, n->in[NPE_CONV_TRANSPOSED], "transposed", &transposed)) ||
         (r = get_int(C, n->in[NPE_CONV_GROUPS], "groups", &groups)))
@@ -430,6 +433,23 @@ static int infer_conv(ictx *C, const npe_node *n)
     if (x->ndim != 4 || w->ndim != 4)
         return nerr(C, NPE_EUNSUPPORTED, "only 2-D convolution of (N, C, H, W) inputs is "
                     "supported (input has %d dims, weight %d)", x->ndim, w->ndim);
+    if (pv->type == NPE_VT_STR) {
+        /* PyTorch's _convolution_mode: 'valid' is no padding; 'same' pads d * (k - 1) in all,
+         * half before, the odd pixel after (an extra pad of the input's end) */
+        int same = strcmp(pv->s, "same") == 0;
+        if (!same && strcmp(pv->s, "valid") != 0)
+            return nerr(C, NPE_EUNSUPPORTED, "padding='%s' (only 'same', 'valid' or sizes)", pv->s);
+        if (transposed)
+            return nerr(C, NPE_EUNSUPPORTED, "padding='%s' of a transposed convolution", pv->s);
+        for (int i = 0; i < 2; i++) {
+            if (same && st[i] != 1)
+                return nerr(C, NPE_EFORMAT, "padding='same' needs stride 1 (found %" PRId64 ")",
+                            st[i]);
+            int64_t total = same && dl[i] > 0 && dl[i] < (1 << 20) ? dl[i] * (w->shape[2 + i] - 1) : 0;
+            pd[i] = total / 2;
+            extra[i] = total - 2 * pd[i];
+        }
+    }
     for (int i = 0; i < 2; i++)
         if (st[i] < 1 || dl[i] < 1 || pd[i] < 0 || op[i] < 0)
             return nerr(C, NPE_EFORMAT, "bad stride/padding/dilation");
@@ -456,8 +476,8 @@ static int infer_conv(ictx *C, const npe_node *n)
         return nerr(C, NPE_EFORMAT, "bias '%s' does not have %" PRId64 " elements", b->name, cout);
     int64_t shape[4] = {x->shape[0], cout, 0, 0};
     for (int i = 0; i < 2; i++) {
-        shape[2 + i] = conv_out(x->shape[2 + i], w->shape[2 + i], st[i], pd[i], dl[i], op[i],
-                                transposed);
+        shape[2 + i] = conv_out(x->shape[2 + i] + extra[i], w->shape[2 + i], st[i], pd[i], dl[i],
+                                op[i], transposed);
         if (shape[2 + i] <= 0)
             return nerr(C, NPE_EFORMAT, "input of size %" PRId64 "x%" PRId64 " is too small for "
                         "kernel %" PRId64 "x%" PRId64, x->shape[2], x->shape[3], w->shape[2],
@@ -653,9 +673,12 @@ static int infer_pad(ictx *C, const npe_node *n)
     if (!x)
         return C->err->code;
     const npe_value *mode = &C->g->values[n->in[2]];
-    if (mode->type != NPE_VT_STR || strcmp(mode->s, "constant") != 0)
-        return nerr(C, NPE_EUNSUPPORTED, "padding mode '%s' is not supported (constant only)",
-                    mode->type == NPE_VT_STR ? mode->s : "?");
+    int constant = mode->type == NPE_VT_STR && strcmp(mode->s, "constant") == 0;
+    int reflect = mode->type == NPE_VT_STR && strcmp(mode->s, "reflect") == 0;
+    int replicate = mode->type == NPE_VT_STR && strcmp(mode->s, "replicate") == 0;
+    if (!constant && !reflect && !replicate)
+        return nerr(C, NPE_EUNSUPPORTED, "padding mode '%s' is not supported (constant, reflect "
+                    "or replicate)", mode->type == NPE_VT_STR ? mode->s : "?");
     if (!is_none(C->g, n->in[3])) {
         double v;
         int r = get_float(C, n->in[3], "value", &v);
@@ -668,6 +691,22 @@ static int infer_pad(ictx *C, const npe_node *n)
         return r;
     if (np % 2 || np / 2 > x->ndim)
         return nerr(C, NPE_EFORMAT, "pad has %d values for a %d-dim input", np, x->ndim);
+    if (!constant) {
+        if (np > 4)
+            return nerr(C, NPE_EUNSUPPORTED, "%s padding of more than the last two dims is not "
+                        "supported", mode->s);
+        for (int i = 0; i < np; i++) {
+            int64_t size = x->shape[x->ndim - 1 - i / 2];
+            if (p[i] < 0)
+                return nerr(C, NPE_EUNSUPPORTED, "%s padding by %" PRId64 " (negative)", mode->s,
+                            p[i]);
+            if (reflect && p[i] >= size)
+                return nerr(C, NPE_EFORMAT, "reflect padding by %" PRId64 " of a dim of size %"
+                            PRId64 " (it must be smaller than the size)", p[i], size);
+            if (replicate && p[i] > 0 && size == 0)
+                return nerr(C, NPE_EFORMAT, "replicate padding of an empty dim");
+        }
+    }
     int64_t shape[NPE_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     for (int i = 0; i < np / 2; i++) {
@@ -800,25 +839,25 @@ static int infer_split(ictx *C, const npe_node *n)
     return 0;
 }
 
-static int infer_slice(ictx *C, const npe_node *n)
+/* The range x[..., start:end:step, ...] along dim (inputs k..k+3 of the node: dim, start, end,
+ * step), clamped as PyTorch does: *d the wrapped dim, *start the first index, *len the count. */
+static int slice_range(ictx *C, const npe_node *n, const npe_value *x, int k, int *d,
+                       int64_t *start_out, int64_t *len)
 {
-    const npe_value *x = tensor_in(C, 0, "input");
-    if (!x)
-        return C->err->code;
     int64_t dim, start = 0, end = INT64_MAX, step;
-    int d = 0, r;
-    if ((r = get_int(C, n->in[1], "dim", &dim)) || (r = wrap_dim(C, dim, x->ndim, "dim", &d)) ||
-        (r = get_int(C, n->in[4], "step", &step)))
+    int r;
+    if ((r = get_int(C, n->in[k], "dim", &dim)) || (r = wrap_dim(C, dim, x->ndim, "dim", d)) ||
+        (r = get_int(C, n->in[k + 3], "step", &step)))
         return r;
-    if (!is_none(C->g, n->in[2]) && (r = get_int(C, n->in[2], "start", &start)))
+    if (!is_none(C->g, n->in[k + 1]) && (r = get_int(C, n->in[k + 1], "start", &start)))
         return r;
-    if (!is_none(C->g, n->in[3]) && (r = get_int(C, n->in[3], "end", &end)))
+    if (!is_none(C->g, n->in[k + 2]) && (r = get_int(C, n->in[k + 2], "end", &end)))
         return r;
     if (x->ndim == 0)
         return nerr(C, NPE_EFORMAT, "cannot slice a 0-d tensor");
     if (step < 1)
         return nerr(C, NPE_EFORMAT, "slice step must be positive");
-    int64_t size = x->shape[d];
+    int64_t size = x->shape[*d];
     if (start < 0)
         start = start < -size ? 0 : start + size;
     if (end < 0)
@@ -827,7 +866,21 @@ static int infer_slice(ictx *C, const npe_node *n)
         start = size;
     if (end > size)
         end = size;
-    int64_t len = end > start ? (end - start + step - 1) / step : 0;
+    *start_out = start;
+    *len = end > start ? (end - start + step - 1) / step : 0;
+    return 0;
+}
+
+static int infer_slice(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "input");
+    if (!x)
+        return C->err->code;
+    int d = 0;
+    int64_t start, len;
+    int r = slice_range(C, n, x, 1, &d, &start, &len);
+    if (r)
+        return r;
     int64_t shape[NPE_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[d] = len;
@@ -1118,6 +1171,264 @@ static int infer_expand(ictx *C, const npe_node *n)
         }
     }
     return out_shape(C, 0, nd, size);
+}
+
+/* slice_scatter / select_scatter: src must have exactly the shape of the part it replaces. */
+static int infer_scatter(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "self"), *src = tensor_in(C, 1, "src");
+    if (!x || !src)
+        return C->err->code;
+    int64_t shape[NPE_MAX_DIMS];
+    int nd = 0, d = 0, r;
+    if (n->op == NPE_OP_SLICE_SCATTER) {
+        int64_t start, len;
+        if ((r = slice_range(C, n, x, 2, &d, &start, &len)))
+            return r;
+        memcpy(shape, x->shape, sizeof shape);
+        shape[d] = len;
+        nd = x->ndim;
+    } else {
+        int64_t dim, index;
+        if ((r = get_int(C, n->in[2], "dim", &dim)) || (r = wrap_dim(C, dim, x->ndim, "dim", &d)) ||
+            (r = get_int(C, n->in[3], "index", &index)))
+            return r;
+        if (x->ndim == 0)
+            return nerr(C, NPE_EFORMAT, "cannot select from a 0-d tensor");
+        if (index < -x->shape[d] || index >= x->shape[d])
+            return nerr(C, NPE_EFORMAT, "index %" PRId64 " out of range for size %" PRId64, index,
+                        x->shape[d]);
+        for (int k = 0; k < x->ndim; k++)
+            if (k != d)
+                shape[nd++] = x->shape[k];
+    }
+    int same = src->ndim == nd;
+    for (int k = 0; same && k < nd; k++)
+        same = src->shape[k] == shape[k];
+    if (!same) {
+        npe_value want = {0};
+        want.ndim = nd;
+        memcpy(want.shape, shape, sizeof want.shape);
+        char ss[160], sw[160];
+        shape_str(src, ss, sizeof ss);
+        shape_str(&want, sw, sizeof sw);
+        return nerr(C, NPE_EFORMAT, "the written value %s does not have the shape %s of the part "
+                    "it replaces", ss, sw);
+    }
+    return same_shape_out(C, x);
+}
+
+/* A 1-D weight/bias of n values, or none. */
+static int check_per_channel(ictx *C, int vid, const char *what, int64_t count)
+{
+    const npe_value *p = &C->g->values[vid];
+    if (p->type == NPE_VT_NONE)
+        return 0;
+    if (p->type != NPE_VT_TENSOR || !(p->flags & NPE_VF_KNOWN) || npe_value_numel(p) != count)
+        return nerr(C, NPE_EFORMAT, "'%s' must hold %" PRId64 " values", p->name[0] ? p->name : what,
+                    count);
+    return 0;
+}
+
+/* torch.group_norm(input, num_groups, weight, bias, eps): input (N, C, *), C a multiple of the
+ * groups; weight and bias one value per channel. */
+static int infer_group_norm(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "input");
+    if (!x)
+        return C->err->code;
+    int64_t groups;
+    double eps;
+    int r;
+    if ((r = get_int(C, n->in[NPE_GN_GROUPS], "num_groups", &groups)) ||
+        (r = get_float(C, n->in[NPE_GN_EPS], "eps", &eps)))
+        return r;
+    if (x->ndim < 2)
+        return nerr(C, NPE_EFORMAT, "input has %d dims (group_norm needs (N, C, ...))", x->ndim);
+    if (groups < 1 || x->shape[1] % groups)
+        return nerr(C, NPE_EFORMAT, "input has %" PRId64 " channels, not divisible into %" PRId64
+                    " groups", x->shape[1], groups);
+    if ((r = check_per_channel(C, n->in[NPE_GN_WEIGHT], "weight", x->shape[1])) ||
+        (r = check_per_channel(C, n->in[NPE_GN_BIAS], "bias", x->shape[1])))
+        return r;
+    return same_shape_out(C, x);
+}
+
+/* torch.layer_norm(input, normalized_shape, weight, bias, eps): statistics over the last
+ * len(normalized_shape) dims, which must equal normalized_shape; weight and bias of that shape. */
+static int infer_layer_norm(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "input");
+    if (!x)
+        return C->err->code;
+    int64_t ns[NPE_MAX_DIMS];
+    int nn = 0, r;
+    double eps;
+    if ((r = get_ints(C, n->in[NPE_LN_SHAPE], "normalized_shape", ns, NPE_MAX_DIMS, &nn)) ||
+        (r = get_float(C, n->in[NPE_LN_EPS], "eps", &eps)))
+        return r;
+    int match = nn >= 1 && nn <= x->ndim;
+    int64_t count = 1;
+    for (int i = 0; match && i < nn; i++) {
+        match = ns[i] == x->shape[x->ndim - nn + i];
+        count *= ns[i];
+    }
+    if (!match) {
+        char sx[160];
+        shape_str(x, sx, sizeof sx);
+        return nerr(C, NPE_EFORMAT, "normalized_shape of %d dims does not match the last dims of "
+                    "the input %s", nn, sx);
+    }
+    if ((r = check_per_channel(C, n->in[NPE_LN_WEIGHT], "weight", count)) ||
+        (r = check_per_channel(C, n->in[NPE_LN_BIAS], "bias", count)))
+        return r;
+    return same_shape_out(C, x);
+}
+
+/* torch.matmul: (..., m, k) @ (..., k, n) with the batch dims broadcast; a 1-D left operand is a
+ * row (its dim dropped from the result), a 1-D right operand a column (likewise). */
+static int infer_matmul(ictx *C, const npe_node *n)
+{
+    (void)n;
+    const npe_value *a = tensor_in(C, 0, "self"), *b = tensor_in(C, 1, "other");
+    if (!a || !b)
+        return C->err->code;
+    if (a->ndim < 1 || b->ndim < 1)
+        return nerr(C, NPE_EFORMAT, "matmul of a 0-d tensor");
+    int64_t k = a->shape[a->ndim - 1], m = a->ndim >= 2 ? a->shape[a->ndim - 2] : 1;
+    int64_t k2 = b->ndim >= 2 ? b->shape[b->ndim - 2] : b->shape[0];
+    int64_t nc = b->ndim >= 2 ? b->shape[b->ndim - 1] : 1;
+    if (k != k2) {
+        char sa[160], sb[160];
+        shape_str(a, sa, sizeof sa);
+        shape_str(b, sb, sizeof sb);
+        return nerr(C, NPE_EFORMAT, "cannot multiply %s by %s (%" PRId64 " columns, %" PRId64
+                    " rows)", sa, sb, k, k2);
+    }
+    int ba = a->ndim > 2 ? a->ndim - 2 : 0, bb = b->ndim > 2 ? b->ndim - 2 : 0;
+    int nb = ba > bb ? ba : bb;
+    int64_t shape[NPE_MAX_DIMS + 2];
+    for (int i = 0; i < nb; i++) {
+        int64_t da = i < nb - ba ? 1 : a->shape[i - (nb - ba)];
+        int64_t db = i < nb - bb ? 1 : b->shape[i - (nb - bb)];
+        if (da != db && da != 1 && db != 1)
+            return nerr(C, NPE_EFORMAT, "batch dims do not broadcast (%" PRId64 " vs %" PRId64 ")",
+                        da, db);
+        shape[i] = da == 1 ? db : da;
+    }
+    int nd = nb;
+    if (a->ndim >= 2)
+        shape[nd++] = m;
+    if (b->ndim >= 2)
+        shape[nd++] = nc;
+    if (nd > NPE_MAX_DIMS)
+        return nerr(C, NPE_EUNSUPPORTED, "more than %d dims", NPE_MAX_DIMS);
+    return out_shape(C, 0, nd, shape);
+}
+
+/* amax/amin over dims (dim [] : all), and torch.max/min(x, dim) with values and indices. */
+static int infer_minmax(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "input");
+    if (!x)
+        return C->err->code;
+    unsigned mask = 0;
+    int keep = 0, r;
+    if (n->op == NPE_OP_AMAX || n->op == NPE_OP_AMIN) {
+        r = reduce_mask(C, x, n->in[1], &mask);
+    } else {
+        int64_t dim;
+        int d = 0;
+        r = get_int(C, n->in[1], "dim", &dim);
+        if (!r && x->ndim == 0 && dim != 0 && dim != -1)
+            r = nerr(C, NPE_EFORMAT, "dim %" PRId64 " of a 0-d tensor", dim);
+        if (!r && x->ndim > 0 && !(r = wrap_dim(C, dim, x->ndim, "dim", &d)))
+            mask = 1u << d;
+    }
+    if (r || (r = get_bool(C, n->in[2], "keepdim", &keep)))
+        return r;
+    int64_t shape[NPE_MAX_DIMS];
+    int nd = 0;
+    for (int k = 0; k < x->ndim; k++) {
+        if (mask & (1u << k)) {
+            if (!x->shape[k])
+                return nerr(C, NPE_EFORMAT, "%s over dim %d of size 0", npe_op_name(n->op), k);
+            if (keep)
+                shape[nd++] = 1;
+        } else {
+            shape[nd++] = x->shape[k];
+        }
+    }
+    for (int k = 0; k < n->n_out; k++)
+        if ((r = out_shape(C, k, nd, shape)))
+            return r;
+    return 0;
+}
+
+/* expand_as(self, other): self (a tensor, or a number for fill_) broadcast to other's shape. */
+static int infer_expand_as(ictx *C, const npe_node *n)
+{
+    const npe_value *o = tensor_in(C, 1, "other");
+    if (!o)
+        return C->err->code;
+    const npe_value *x = &C->g->values[n->in[0]];
+    if (x->type == NPE_VT_TENSOR) {
+        if (!(x = tensor_in(C, 0, "self")))
+            return C->err->code;
+        int ok = x->ndim <= o->ndim;
+        for (int k = 0; ok && k < x->ndim; k++) {
+            int64_t have = x->shape[k], want = o->shape[k + o->ndim - x->ndim];
+            ok = have == want || have == 1;
+        }
+        if (!ok) {
+            char sx[160], so[160];
+            shape_str(x, sx, sizeof sx);
+            shape_str(o, so, sizeof so);
+            return nerr(C, NPE_EFORMAT, "cannot expand %s to %s", sx, so);
+        }
+    } else if (!is_scalar_like(x)) {
+        return nerr(C, NPE_EUNSUPPORTED, "self is a %s (a tensor or a number is needed)",
+                    npe_vtype_name(x->type));
+    }
+    return out_shape(C, 0, o->ndim, o->shape);
+}
+
+/* repeat(self, repeats): at least as many repeats as dims; leading ones make new dims. */
+static int infer_repeat(ictx *C, const npe_node *n)
+{
+    const npe_value *x = tensor_in(C, 0, "self");
+    if (!x)
+        return C->err->code;
+    int64_t rep[NPE_MAX_DIMS], shape[NPE_MAX_DIMS];
+    int nr = 0, r = get_ints(C, n->in[1], "repeats", rep, NPE_MAX_DIMS, &nr);
+    if (r)
+        return r;
+    if (nr < x->ndim)
+        return nerr(C, NPE_EFORMAT, "%d repeats for a %d-dim tensor (at least one per dim)", nr,
+                    x->ndim);
+    for (int i = 0; i < nr; i++) {
+        int k = i - (nr - x->ndim);
+        int64_t have = k >= 0 ? x->shape[k] : 1;
+        if (rep[i] < 0 || (rep[i] && have > (INT64_C(1) << 40) / rep[i]))
+            return nerr(C, NPE_EFORMAT, "repeat count %" PRId64, rep[i]);
+        shape[i] = have * rep[i];
+    }
+    return out_shape(C, 0, nr, shape);
+}
+
+static int infer_reshape_as(ictx *C, const npe_node *n)
+{
+    (void)n;
+    const npe_value *x = tensor_in(C, 0, "self"), *o = tensor_in(C, 1, "other");
+    if (!x || !o)
+        return C->err->code;
+    if (npe_value_numel(x) != npe_value_numel(o)) {
+        char sx[160], so[160];
+        shape_str(x, sx, sizeof sx);
+        shape_str(o, so, sizeof so);
+        return nerr(C, NPE_EFORMAT, "cannot view %s with the shape %s", sx, so);
+    }
+    return out_shape(C, 0, o->ndim, o->shape);
 }
 
 static int infer_unary(ictx *C, const npe_node *n)
@@ -1433,6 +1744,8 @@ static int infer_node(ictx *C)
     case NPE_OP_MUL:
     case NPE_OP_DIV:
     case NPE_OP_POW:
+    case NPE_OP_MAXIMUM:
+    case NPE_OP_MINIMUM:
     case NPE_OP_FLOOR_DIV: return infer_arith(C, n);
     case NPE_OP_CAT:
     case NPE_OP_STACK: return infer_cat(C, n);
@@ -1441,6 +1754,18 @@ static int infer_node(ictx *C)
     case NPE_OP_SPLIT_WITH_SIZES:
     case NPE_OP_UNBIND: return infer_split(C, n);
     case NPE_OP_SLICE: return infer_slice(C, n);
+    case NPE_OP_SLICE_SCATTER:
+    case NPE_OP_SELECT_SCATTER: return infer_scatter(C, n);
+    case NPE_OP_GROUP_NORM: return infer_group_norm(C, n);
+    case NPE_OP_LAYER_NORM: return infer_layer_norm(C, n);
+    case NPE_OP_MATMUL: return infer_matmul(C, n);
+    case NPE_OP_AMAX:
+    case NPE_OP_AMIN:
+    case NPE_OP_MAX_DIM:
+    case NPE_OP_MIN_DIM: return infer_minmax(C, n);
+    case NPE_OP_EXPAND_AS: return infer_expand_as(C, n);
+    case NPE_OP_REPEAT: return infer_repeat(C, n);
+    case NPE_OP_RESHAPE_AS: return infer_reshape_as(C, n);
     case NPE_OP_SELECT: return infer_select(C, n);
     case NPE_OP_MEAN:
     case NPE_OP_SUM: return infer_reduce(C, n);
@@ -1523,6 +1848,14 @@ int npe_graph_infer(npe_graph *g, const npe_tshape *inputs, int n_inputs, npe_er
         int r = infer_node(&C);
         if (r)
             return r;
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const npe_value *v = &g->values[g->outputs[i]];
+        if ((v->flags & NPE_VF_UNUSABLE) && v->producer >= 0) {
+            C.node = v->producer;
+            return nerr(&C, NPE_EUNSUPPORTED, "output %d is the indices of this op, which lbprune "
+                        "does not compute (values only)", i);
+        }
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 /* TorchScript archive -> graph IR: parses the code/ records, then inlines the selected method of
  * the root module down through every submodule call, binding self to the module objects of
  * data.pkl, parameters and buffers by attribute path, and CONSTANTS.cN from constants.pkl.
- * Traced code is straight-line; anything else is reported with the source line it came from. */
+ * Traced code is straight-line; anything else is reported with the source line it came from.
+ * In-place ops are made functional here: see "Storage" below. */
 #include "torchscript.h"
 
 #include <inttypes.h>
@@ -39,6 +40,8 @@ typedef struct pending {
     npe_ts_loc loc;
     struct cfile *cf;
     int node;        /* -1 until made */
+    int self_ident;  /* the tensor split (its pieces are views of it), -1 if not a value */
+    int made;        /* storage stamp when the call ran (see "Storage") */
 } pending;
 
 typedef struct ref {
@@ -81,6 +84,7 @@ enum {
     SP_DIV,         /* rounding_mode */
     SP_SPLIT,       /* int or list split size */
     SP_ARANGE,      /* arange(end), arange(start, end), arange(start, end, step) */
+    SP_MAXMIN,      /* max(x), max(x, other), max(x, dim, keepdim): entries fn#all, fn#other */
 };
 
 typedef struct bspec {
@@ -101,7 +105,17 @@ static const bspec builtins[] = {
     {"torch.conv_transpose2d", NPE_OP_CONV,
      "input, weight, bias=None, stride=[1, 1], padding=[0, 0], output_padding=[0, 0], groups=1, "
      "dilation=[1, 1]", "transposed=True", 0},
+    {"torch._convolution_mode", NPE_OP_CONV,
+     "input, weight, bias, stride, padding, dilation, groups", "transposed=False, "
+     "output_padding=[0, 0]", 0},
     {"torch.linear", NPE_OP_LINEAR, "input, weight, bias=None", NULL, 0},
+    {"torch.matmul", NPE_OP_MATMUL, "self, other", NULL, 0},
+    {"torch.mm", NPE_OP_MATMUL, "self, mat2>other", NULL, 0},
+    {"torch.bmm", NPE_OP_MATMUL, "self, mat2>other", NULL, 0},
+    {"torch.group_norm", NPE_OP_GROUP_NORM,
+     "input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabled=True", NULL, 0},
+    {"torch.layer_norm", NPE_OP_LAYER_NORM,
+     "input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True", NULL, 0},
     {"torch.batch_norm", NPE_OP_BATCH_NORM,
      "input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled",
      NULL, 0},
@@ -137,6 +151,12 @@ static const bspec builtins[] = {
     {"torch.pixel_shuffle", NPE_OP_PIXEL_SHUFFLE, "self, upscale_factor", NULL, 0},
     {"torch.pad", NPE_OP_PAD, "self, pad, mode=\"constant\", value=None", NULL, 0},
     {"torch.constant_pad_nd", NPE_OP_PAD, "self, pad, value=0", "mode=\"constant\"", 0},
+    {"torch.reflection_pad1d", NPE_OP_PAD, "self, padding>pad", "mode=\"reflect\", value=None", 0},
+    {"torch.reflection_pad2d", NPE_OP_PAD, "self, padding>pad", "mode=\"reflect\", value=None", 0},
+    {"torch.replication_pad1d", NPE_OP_PAD, "self, padding>pad", "mode=\"replicate\", value=None",
+     0},
+    {"torch.replication_pad2d", NPE_OP_PAD, "self, padding>pad", "mode=\"replicate\", value=None",
+     0},
     {"torch.add", NPE_OP_ADD, "self, other, alpha=1", NULL, 0},
     {"torch.sub", NPE_OP_SUB, "self, other, alpha=1", NULL, 0},
     {"torch.rsub", NPE_OP_RSUB, "self, other, alpha=1", NULL, 0},
@@ -144,6 +164,16 @@ static const bspec builtins[] = {
     {"torch.div", NPE_OP_DIV, "self, other, rounding_mode=None", NULL, SP_DIV},
     {"torch.floor_divide", NPE_OP_FLOOR_DIV, "self, other", NULL, 0},
     {"torch.pow", NPE_OP_POW, "self, exponent", NULL, 0},
+    {"torch.maximum", NPE_OP_MAXIMUM, "self, other", NULL, 0},
+    {"torch.minimum", NPE_OP_MINIMUM, "self, other", NULL, 0},
+    {"torch.max", NPE_OP_MAX_DIM, "self, dim, keepdim=False", NULL, SP_MAXMIN},
+    {"torch.min", NPE_OP_MIN_DIM, "self, dim, keepdim=False", NULL, SP_MAXMIN},
+    {"torch.max#other", NPE_OP_MAXIMUM, "self, other", NULL, 0},
+    {"torch.min#other", NPE_OP_MINIMUM, "self, other", NULL, 0},
+    {"torch.max#all", NPE_OP_AMAX, "self", "dim=[], keepdim=False", 0},
+    {"torch.min#all", NPE_OP_AMIN, "self", "dim=[], keepdim=False", 0},
+    {"torch.amax", NPE_OP_AMAX, "self, dim=[], keepdim=False", NULL, 0},
+    {"torch.amin", NPE_OP_AMIN, "self, dim=[], keepdim=False", NULL, 0},
     {"torch.cat", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
     {"torch.concat", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
     {"torch.concatenate", NPE_OP_CAT, "*tensors, dim=0", NULL, 0},
@@ -154,6 +184,9 @@ static const bspec builtins[] = {
     {"torch.unbind", NPE_OP_UNBIND, "self, dim=0", NULL, 0},
     {"torch.slice", NPE_OP_SLICE, "self, dim=0, start=None, end=None, step=1", NULL, 0},
     {"torch.select", NPE_OP_SELECT, "self, dim, index", NULL, 0},
+    {"torch.slice_scatter", NPE_OP_SLICE_SCATTER,
+     "self, src, dim=0, start=None, end=None, step=1", NULL, 0},
+    {"torch.select_scatter", NPE_OP_SELECT_SCATTER, "self, src, dim, index", NULL, 0},
     {"torch.mean", NPE_OP_MEAN, "self, dim=None, keepdim=False, dtype=None", NULL, 0},
     {"torch.sum", NPE_OP_SUM, "self, dim=None, keepdim=False, dtype=None", NULL, 0},
     {"torch.softmax", NPE_OP_SOFTMAX, "self, dim, dtype=None", NULL, 0},
@@ -163,9 +196,14 @@ static const bspec builtins[] = {
     {"torch.reshape", NPE_OP_RESHAPE, "self, shape", NULL, 0},
     {"torch.permute", NPE_OP_PERMUTE, "self, dims", NULL, 0},
     {"torch.transpose", NPE_OP_TRANSPOSE, "self, dim0, dim1", NULL, 0},
+    {"torch.t", NPE_OP_TRANSPOSE, "self", "dim0=0, dim1=-1", 0},
     {"torch.squeeze", NPE_OP_SQUEEZE, "self, dim=None", NULL, 0},
     {"torch.unsqueeze", NPE_OP_UNSQUEEZE, "self, dim", NULL, 0},
     {"torch.expand", NPE_OP_EXPAND, "self, size, implicit=False", NULL, 0},
+    {"torch.expand_as", NPE_OP_EXPAND_AS, "self, other", NULL, 0},
+    {"torch.repeat", NPE_OP_REPEAT, "self, repeats", NULL, 0},
+    {"torch.view_as", NPE_OP_RESHAPE_AS, "self, other", NULL, 0},
+    {"torch.reshape_as", NPE_OP_RESHAPE_AS, "self, other", NULL, 0},
     {"torch.contiguous", NPE_OP_CONTIGUOUS, "self, memory_format=0", NULL, 0},
     {"torch.dropout", NPE_OP_DROPOUT, "input, p, train", NULL, 0},
     {"torch.feature_dropout", NPE_OP_DROPOUT, "input, p, train", NULL, 0},
@@ -223,6 +261,13 @@ typedef struct imp {
     parsed_spec *specs[N_BUILTINS];
     int depth;
     long statements;
+    /* storage of tensors, for in-place ops (see "Storage") */
+    struct vinfo *vi;       /* per value id, n_vi of them (values past it: plain tensors) */
+    int n_vi;
+    int stamp;              /* number of in-place writes so far */
+    int detach_gen;         /* views turned into roots so far (cached roots older are stale) */
+    npe_ts_loc ret_loc;     /* return statement of the imported method (outputs are read there) */
+    int have_ret;
 } imp;
 
 NPE_PRINTF(5, 6)
@@ -694,14 +739,20 @@ static const ref *frame_get(const frame *F, const char *name)
 
 /* ---- Values from references ------------------------------------------------------------------ */
 static int make_pending(imp *I, pending *p, int n, ref *out);
+static int note_view(imp *I, int node, int sv, const char *fn, int made);
+static int read_tensor(imp *I, const frame *F, const npe_ts_loc *loc, int v, int *out);
 
-static int materialize(imp *I, const frame *F, const npe_ts_loc *loc, const ref *r, int *vid,
-                       int depth)
+/* The value a reference stands for, as a node input: tensors with their current content (see
+ * "Storage"), unless read is 0 (inputs whose shape only matters: torch.size). */
+static int materialize_r(imp *I, const frame *F, const npe_ts_loc *loc, const ref *r, int *vid,
+                         int depth, int read)
 {
     if (depth > 32)
         return ferr(I, F, loc, NPE_ELIMIT, "lists nested too deeply");
     switch (r->kind) {
     case R_VALUE:
+        if (read)
+            return read_tensor(I, F, loc, r->v, vid);
         *vid = r->v;
         return 0;
     case R_MODULE:
@@ -712,7 +763,7 @@ static int materialize(imp *I, const frame *F, const npe_ts_loc *loc, const ref 
         int rc = make_pending(I, r->pend, -1, &t);
         if (rc)
             return rc;
-        return materialize(I, F, loc, &t, vid, depth + 1);
+        return materialize_r(I, F, loc, &t, vid, depth + 1, read);
     }
     case R_TUPLE:
     case R_LIST: {
@@ -720,7 +771,7 @@ static int materialize(imp *I, const frame *F, const npe_ts_loc *loc, const ref 
         if (!ids)
             return oom(I);
         for (int i = 0; i < r->n; i++) {
-            int rc = materialize(I, F, loc, &r->items[i], &ids[i], depth + 1);
+            int rc = materialize_r(I, F, loc, &r->items[i], &ids[i], depth + 1, read);
             if (rc) {
                 free(ids);
                 return rc;
@@ -736,6 +787,12 @@ static int materialize(imp *I, const frame *F, const npe_ts_loc *loc, const ref 
     }
     }
     return ferr(I, F, loc, NPE_EFORMAT, "bad reference");
+}
+
+static int materialize(imp *I, const frame *F, const npe_ts_loc *loc, const ref *r, int *vid,
+                       int depth)
+{
+    return materialize_r(I, F, loc, r, vid, depth, 1);
 }
 
 /* Items of a sequence reference (tuple, list, pending pieces, or a list value). */
@@ -830,6 +887,9 @@ static int make_pending(imp *I, pending *p, int n, ref *out)
     if (node < 0)
         return node;
     p->node = node;
+    int rc0 = note_view(I, node, p->self_ident, p->fn, p->made);
+    if (rc0)
+        return rc0;
     ref r;
     int rc = node_ref(I, node, &r);
     if (rc)
@@ -847,6 +907,488 @@ static int make_pending(imp *I, pending *p, int n, ref *out)
     }
     *out = r;
     return 0;
+}
+
+/* ---- Storage: in-place ops on tensors that share memory ---------------------------------------
+ * PyTorch's in-place ops (relu_, add_, copy_ of x[...] = y) write into a storage that every view
+ * of it sees: after y = conv(x); z = y.view(b, -1); y.relu_(), z holds relu'd values too. Traced
+ * code names each tensor once (later uses of y print as the in-place op's result, but z keeps its
+ * name), so the importer tracks storage:
+ *  - a value made by a view op (view, permute, slice, select, chunk pieces, ...) records its
+ *    parent (the tensor it views) and how; other tensors own their storage (a root);
+ *  - an in-place op computes the new content with the out-of-place op, then writes it back up
+ *    the chain of views to the root with scatter ops (slice_scatter, select_scatter, reshape_as,
+ *    an inverse permute, cat of the pieces), and stamps the root as changed;
+ *  - reading a tensor (making it an input of a node, or an output) whose root changed after it
+ *    was made replays its views on the root's new content.
+ * A name in the code stands for a tensor (its value id when made); read_tensor gives the value
+ * that holds its current content. reshape, flatten and contiguous return a view or a copy
+ * depending on the strides at run time; when that decides a result, the import is refused with
+ * both ops named rather than guessed. */
+enum {
+    VK_OWN = 0,   /* owns its storage */
+    VK_RESHAPE,   /* same elements in row-major order, another shape */
+    VK_SAME,      /* same tensor (detach, dropout in eval, to() a float type, contiguous) */
+    VK_PERMUTE,
+    VK_TRANSPOSE,
+    VK_SLICE,
+    VK_SELECT,
+    VK_PIECE,     /* an output of chunk, split, split_with_sizes, unbind */
+    VK_EXPAND,    /* elements repeated: not writable */
+    VK_MAYBE,     /* reshape/flatten/contiguous of a tensor that may not be contiguous */
+};
+
+typedef struct vinfo {
+    int parent1;        /* 1 + the tensor it views; 0: a root */
+    unsigned char kind; /* VK_* */
+    unsigned char noncontig; /* may not be contiguous (decides reshape's view-or-copy) */
+    int made;           /* stamp when its value was computed */
+    int memo, memo_stamp; /* its content recomputed at memo_stamp (0: none) */
+    /* roots */
+    int cur, mut_stamp; /* content after the last in-place write (mut_stamp 0: never written) */
+    const char *mut_fn; /* that write, for messages */
+    npe_span mut_site;
+    int ambig1;         /* 1 + node of a VK_MAYBE view written in place: whether this root
+                         * changed with it is unknown */
+    int depth;          /* views between it and its root */
+    int root1, root_gen;/* 1 + its root, cached while detach_gen is root_gen */
+} vinfo;
+
+#define MAX_VIEW_DEPTH 1024 /* views of views of ...: bounds every walk to the root */
+
+static int vgrow(imp *I)
+{
+    int need = I->g->n_values;
+    if (need <= I->n_vi)
+        return 0;
+    int ncap = I->n_vi ? I->n_vi : 256;
+    while (ncap < need)
+        ncap *= 2;
+    vinfo *nv = realloc(I->vi, (size_t)ncap * sizeof *nv);
+    if (!nv)
+        return oom(I);
+    memset(nv + I->n_vi, 0, (size_t)(ncap - I->n_vi) * sizeof *nv);
+    I->vi = nv;
+    I->n_vi = ncap;
+    return 0;
+}
+
+static int root_of(imp *I, int v)
+{
+    if (v >= I->n_vi)
+        return v;
+    vinfo *V = &I->vi[v];
+    if (V->root1 && V->root_gen == I->detach_gen)
+        return V->root1 - 1;
+    int r = v;
+    for (int guard = 0; r < I->n_vi && I->vi[r].parent1 && guard <= MAX_VIEW_DEPTH; guard++)
+        r = I->vi[r].parent1 - 1;
+    V->root1 = r + 1;
+    V->root_gen = I->detach_gen;
+    return r;
+}
+
+static const char *site_str(const imp *I, const npe_span *s, char *buf, size_t cap)
+{
+    npe_span_str(I->g, s, buf, cap);
+    if (!buf[0])
+        snprintf(buf, cap, "%s", I->f->path);
+    return buf;
+}
+
+static int is_int_lit(const imp *I, int vid, int64_t want)
+{
+    const npe_value *v = &I->g->values[vid];
+    return v->type == NPE_VT_INT && (v->flags & NPE_VF_CONST) && v->i == want;
+}
+
+/* Record how the outputs of node (a view op on tensor sv) alias sv. */
+static int note_view(imp *I, int node, int sv, const char *fn, int made)
+{
+    if (sv < 0 || I->g->values[sv].type != NPE_VT_TENSOR)
+        return 0;
+    int r = vgrow(I);
+    if (r)
+        return r;
+    const npe_node *nd = &I->g->nodes[node];
+    int pnc = I->vi[sv].noncontig, kind = VK_OWN, nc = pnc;
+    switch (nd->op) {
+    case NPE_OP_RESHAPE:
+    case NPE_OP_RESHAPE_AS:
+    case NPE_OP_FLATTEN:
+        if (strcmp(fn, "torch.view") == 0 || strcmp(fn, "torch.view_as") == 0)
+            kind = VK_RESHAPE; /* a view always (PyTorch refuses it otherwise) */
+        else
+            kind = pnc ? VK_MAYBE : VK_RESHAPE;
+        nc = pnc;
+        break;
+    case NPE_OP_SQUEEZE:
+    case NPE_OP_UNSQUEEZE:
+        kind = VK_RESHAPE;
+        break;
+    case NPE_OP_CONTIGUOUS:
+        kind = pnc ? VK_MAYBE : VK_SAME;
+        nc = 0;
+        break;
+    case NPE_OP_DROPOUT:
+        kind = VK_SAME;
+        break;
+    case NPE_OP_IDENTITY:
+        kind = strcmp(fn, "torch.detach") == 0 ? VK_SAME : VK_OWN; /* clone copies */
+        break;
+    case NPE_OP_TO: {
+        const npe_value *dt = &I->g->values[nd->in[1]];
+        kind = dt->type == NPE_VT_NONE || (dt->type == NPE_VT_INT && dt->i == 6) ? VK_SAME : VK_OWN;
+        break;
+    }
+    case NPE_OP_PERMUTE:
+        kind = VK_PERMUTE;
+        nc = 1;
+        break;
+    case NPE_OP_TRANSPOSE:
+        kind = VK_TRANSPOSE;
+        nc = 1;
+        break;
+    case NPE_OP_SLICE:
+        kind = VK_SLICE;
+        nc = pnc || !is_int_lit(I, nd->in[1], 0) || !is_int_lit(I, nd->in[4], 1);
+        break;
+    case NPE_OP_SELECT:
+        kind = VK_SELECT;
+        nc = pnc || !is_int_lit(I, nd->in[1], 0);
+        break;
+    case NPE_OP_CHUNK:
+    case NPE_OP_SPLIT:
+    case NPE_OP_SPLIT_WITH_SIZES:
+    case NPE_OP_UNBIND:
+        kind = VK_PIECE;
+        nc = pnc || !is_int_lit(I, nd->in[nd->op == NPE_OP_UNBIND ? 1 : 2], 0);
+        break;
+    case NPE_OP_EXPAND:
+    case NPE_OP_EXPAND_AS:
+        kind = VK_EXPAND;
+        nc = 1;
+        break;
+    default:
+        break;
+    }
+    if (kind == VK_OWN)
+        return 0;
+    int depth = I->vi[sv].depth + 1;
+    if (depth > MAX_VIEW_DEPTH) {
+        char w[600];
+        npe_node_desc(I->g, node, w, sizeof w);
+        return npe_error_set(I->err, NPE_ELIMIT, "%s: a view of a view of ... %d levels deep "
+                             "(at most %d are supported)", w, depth, MAX_VIEW_DEPTH);
+    }
+    for (int k = 0; k < nd->n_out; k++) {
+        vinfo *o = &I->vi[nd->out[k]];
+        o->parent1 = sv + 1;
+        o->kind = (unsigned char)kind;
+        o->noncontig = (unsigned char)nc;
+        o->made = made;
+        o->depth = depth;
+    }
+    return 0;
+}
+
+/* Add a node made by the importer itself (no call in the source makes it): scatters and
+ * replayed views, scoped and sited like the code that needs them. */
+static int emit(imp *I, npe_op op, const int *in, int n_in, int n_out, const char *scope,
+                const npe_span *site, int *node)
+{
+    *node = npe_graph_add_node(I->g, op, in, n_in, n_out, scope, site, I->err);
+    if (*node < 0) {
+        char where[600];
+        npe_error_prefix(I->err, "%s", site_str(I, site, where, sizeof where));
+        return *node;
+    }
+    return vgrow(I);
+}
+
+/* Replay the view op that made tensor id on its parent's current content pc. */
+static int replay(imp *I, int id, int pc, int stamp, int *content)
+{
+    const npe_node *nd = &I->g->nodes[I->g->values[id].producer];
+    int k = I->g->values[id].producer_out, n_in = nd->n_in, n_out = nd->n_out;
+    npe_op op = nd->op;
+    const char *scope = nd->scope;
+    npe_span site = nd->site;
+    int *in = malloc((size_t)n_in * sizeof *in);
+    if (!in)
+        return oom(I);
+    memcpy(in, nd->in, (size_t)n_in * sizeof *in);
+    in[0] = pc;
+    int node, r = emit(I, op, in, n_in, n_out, scope, &site, &node);
+    free(in);
+    if (r)
+        return r;
+    const npe_node *old = &I->g->nodes[I->g->values[id].producer], *nw = &I->g->nodes[node];
+    for (int j = 0; j < n_out; j++) { /* the other pieces of a split: replayed too */
+        vinfo *o = &I->vi[old->out[j]];
+        o->memo = nw->out[j];
+        o->memo_stamp = stamp;
+    }
+    *content = nw->out[k];
+    return 0;
+}
+
+/* The value holding tensor v's current content (v itself unless an in-place op changed its
+ * storage after v was made). */
+static int read_tensor(imp *I, const frame *F, const npe_ts_loc *loc, int v, int *out)
+{
+    *out = v;
+    if (!I->stamp || v < 0 || v >= I->n_vi || I->g->values[v].type != NPE_VT_TENSOR)
+        return 0;
+    int root = root_of(I, v);
+    char w1[600], w2[600];
+    if (I->vi[root].ambig1) {
+        const vinfo *R = &I->vi[root];
+        npe_node_desc(I->g, R->ambig1 - 1, w1, sizeof w1);
+        return ferr(I, F, loc, NPE_EUNSUPPORTED,
+                    "this reads a tensor that the in-place %s at %s may or may not have changed: "
+                    "it wrote to the result of %s, which is a view or a copy depending on the "
+                    "strides at run time; make the copy explicit (.clone()) or write out of place",
+                    R->mut_fn ? R->mut_fn : "op", site_str(I, &R->mut_site, w2, sizeof w2), w1);
+    }
+    int ms = I->vi[root].mut_stamp;
+    if (!ms)
+        return 0;
+    int *chain = NULL, n = 0, cap = 0, base = v, c = v, r = 0;
+    for (;;) {
+        const vinfo *C = &I->vi[c];
+        if (c == root) {
+            base = I->vi[root].cur;
+            break;
+        }
+        if (C->memo_stamp >= ms) {
+            base = C->memo;
+            break;
+        }
+        if (C->made >= ms) {
+            base = c;
+            break;
+        }
+        if (C->kind == VK_MAYBE) {
+            const vinfo *R = &I->vi[root];
+            npe_node_desc(I->g, I->g->values[c].producer, w1, sizeof w1);
+            free(chain);
+            return ferr(I, F, loc, NPE_EUNSUPPORTED,
+                        "this reads the result of %s, which is a view or a copy depending on the "
+                        "strides at run time, after the in-place %s at %s wrote to the tensor it "
+                        "came from: whether it changed is unknown; make the copy explicit "
+                        "(.clone()) or write out of place",
+                        w1, R->mut_fn ? R->mut_fn : "op", site_str(I, &R->mut_site, w2, sizeof w2));
+        }
+        if (n == cap) {
+            int ncap = cap ? cap * 2 : 8;
+            int *nc = realloc(chain, (size_t)ncap * sizeof *nc);
+            if (!nc) {
+                free(chain);
+                return oom(I);
+            }
+            chain = nc;
+            cap = ncap;
+        }
+        chain[n++] = c;
+        c = C->parent1 - 1;
+    }
+    int content = base;
+    for (int i = n - 1; i >= 0 && !r; i--)
+        r = replay(I, chain[i], content, ms, &content);
+    free(chain);
+    if (!r)
+        *out = content;
+    return r;
+}
+
+/* The storage written by an in-place op on tensor sv through its chain of views: its parent's
+ * content with sv's part replaced by nc. */
+static int scatter(imp *I, const frame *F, const npe_ts_loc *loc, const char *fn, int sv,
+                   int pc, int nc, int *out)
+{
+    const vinfo *C = &I->vi[sv];
+    const npe_node *nd = &I->g->nodes[I->g->values[sv].producer];
+    npe_span site = span_of(F, loc);
+    const char *scope = F ? F->scope : "";
+    char w1[600];
+    int in[8], node, r;
+    switch (C->kind) {
+    case VK_SAME:
+        *out = nc;
+        return 0;
+    case VK_RESHAPE:
+        in[0] = nc;
+        in[1] = pc;
+        r = emit(I, NPE_OP_RESHAPE_AS, in, 2, 1, scope, &site, &node);
+        break;
+    case VK_TRANSPOSE:
+        in[0] = nc;
+        in[1] = nd->in[1];
+        in[2] = nd->in[2];
+        r = emit(I, NPE_OP_TRANSPOSE, in, 3, 1, scope, &site, &node);
+        break;
+    case VK_PERMUTE: {
+        const npe_value *dims = &I->g->values[nd->in[1]];
+        int nd_ = dims->type == NPE_VT_LIST ? dims->n_items : -1;
+        int inv[NPE_MAX_DIMS], seen = 0, ok = nd_ >= 0 && nd_ <= NPE_MAX_DIMS;
+        for (int i = 0; ok && i < nd_; i++) {
+            const npe_value *d = &I->g->values[dims->items[i]];
+            int64_t dv = d->type == NPE_VT_INT && (d->flags & NPE_VF_CONST) ? d->i : INT64_MIN;
+            if (dv < 0 && dv >= -nd_)
+                dv += nd_;
+            ok = dv >= 0 && dv < nd_ && !(seen & (1 << dv));
+            if (ok) {
+                seen |= 1 << dv;
+                inv[dv] = i;
+            }
+        }
+        if (!ok) {
+            npe_node_desc(I->g, I->g->values[sv].producer, w1, sizeof w1);
+            return ferr(I, F, loc, NPE_EUNSUPPORTED, "in-place %s on the result of %s, whose dims "
+                        "are not written as numbers", fn, w1);
+        }
+        int items[NPE_MAX_DIMS];
+        for (int i = 0; i < nd_; i++)
+            if ((items[i] = npe_graph_add_int(I->g, inv[i], NULL)) < 0)
+                return oom(I);
+        in[0] = nc;
+        if ((in[1] = npe_graph_add_list(I->g, items, nd_, 0, NULL)) < 0)
+            return oom(I);
+        r = emit(I, NPE_OP_PERMUTE, in, 2, 1, scope, &site, &node);
+        break;
+    }
+    case VK_SLICE:
+        in[0] = pc;
+        in[1] = nc;
+        for (int i = 1; i < 5; i++)
+            in[1 + i] = nd->in[i];
+        r = emit(I, NPE_OP_SLICE_SCATTER, in, 6, 1, scope, &site, &node);
+        break;
+    case VK_SELECT:
+        in[0] = pc;
+        in[1] = nc;
+        in[2] = nd->in[1];
+        in[3] = nd->in[2];
+        r = emit(I, NPE_OP_SELECT_SCATTER, in, 4, 1, scope, &site, &node);
+        break;
+    case VK_PIECE: {
+        /* the pieces cover the parent in order: it is their cat (stack for unbind) */
+        npe_op op = nd->op == NPE_OP_UNBIND ? NPE_OP_STACK : NPE_OP_CAT;
+        int np = nd->n_out, dim = nd->in[nd->op == NPE_OP_UNBIND ? 1 : 2];
+        int *pin = malloc((size_t)(np + 1) * sizeof *pin);
+        int *pieces = malloc((size_t)np * sizeof *pieces);
+        if (!pin || !pieces) {
+            free(pin);
+            free(pieces);
+            return oom(I);
+        }
+        memcpy(pieces, nd->out, (size_t)np * sizeof *pieces);
+        r = 0;
+        for (int j = 0; j < np && !r; j++)
+            r = pieces[j] == sv ? (pin[j] = nc, 0) : read_tensor(I, F, loc, pieces[j], &pin[j]);
+        pin[np] = dim;
+        if (!r)
+            r = emit(I, op, pin, np + 1, 1, scope, &site, &node);
+        free(pin);
+        free(pieces);
+        break;
+    }
+    case VK_EXPAND:
+    default:
+        npe_node_desc(I->g, I->g->values[sv].producer, w1, sizeof w1);
+        return ferr(I, F, loc, NPE_EUNSUPPORTED, "in-place %s writes to the result of %s, whose "
+                    "elements share memory (PyTorch refuses this too)", fn, w1);
+    }
+    if (r)
+        return r;
+    *out = I->g->nodes[node].out[0];
+    return 0;
+}
+
+/* In-place op fn on tensor sv computed its new content nc: write it back to the storage. */
+static int mutate(imp *I, const frame *F, const npe_ts_loc *loc, const char *fn, int sv, int nc)
+{
+    int r = vgrow(I);
+    if (r)
+        return r;
+    if (I->stamp >= INT32_MAX - 1)
+        return ferr(I, F, loc, NPE_ELIMIT, "too many in-place ops");
+    /* (tensor, new content) from sv up to the root */
+    int ids[64], news[64], n = 0, c = sv, cur = nc;
+    int *pid = ids, *pnew = news, cap = 64;
+    for (;;) {
+        if (n == cap) {
+            if (cap > MAX_VIEW_DEPTH) {
+                r = ferr(I, F, loc, NPE_ELIMIT, "in-place %s on a view of a view ... more than %d "
+                         "levels deep", fn, MAX_VIEW_DEPTH);
+                goto out_free;
+            }
+            int ncap = cap * 2;
+            int *a = malloc((size_t)ncap * sizeof *a), *b = malloc((size_t)ncap * sizeof *b);
+            if (!a || !b) {
+                free(a);
+                free(b);
+                r = oom(I);
+                goto out_free;
+            }
+            memcpy(a, pid, (size_t)n * sizeof *a);
+            memcpy(b, pnew, (size_t)n * sizeof *b);
+            if (pid != ids) {
+                free(pid);
+                free(pnew);
+            }
+            pid = a;
+            pnew = b;
+            cap = ncap;
+        }
+        pid[n] = c;
+        pnew[n] = cur;
+        n++;
+        if (!I->vi[c].parent1)
+            break;
+        if (I->vi[c].kind == VK_MAYBE) {
+            /* copy or view: c owns its storage from now on, its old root is in doubt */
+            int old_root = root_of(I, c);
+            I->vi[old_root].ambig1 = I->g->values[c].producer + 1;
+            I->vi[old_root].mut_fn = npe_ts_strndup(&I->arena, fn, strlen(fn));
+            I->vi[old_root].mut_site = span_of(F, loc);
+            I->vi[c].parent1 = 0;
+            I->vi[c].kind = VK_OWN;
+            I->vi[c].depth = 0; /* its views keep their depth: an upper bound is enough */
+            I->detach_gen++;
+            if (!I->vi[old_root].mut_fn) {
+                r = oom(I);
+                goto out_free;
+            }
+            break;
+        }
+        int p = I->vi[c].parent1 - 1, pc = -1, np = -1;
+        if ((r = read_tensor(I, F, loc, p, &pc)) || (r = scatter(I, F, loc, fn, c, pc, cur, &np)))
+            goto out_free;
+        c = p;
+        cur = np;
+    }
+    int stamp = ++I->stamp;
+    vinfo *R = &I->vi[c];
+    R->cur = cur;
+    R->mut_stamp = stamp;
+    R->mut_fn = npe_ts_strndup(&I->arena, fn, strlen(fn));
+    R->mut_site = span_of(F, loc);
+    if (!R->mut_fn) {
+        r = oom(I);
+        goto out_free;
+    }
+    for (int i = 0; i < n - 1; i++) {
+        I->vi[pid[i]].memo = pnew[i];
+        I->vi[pid[i]].memo_stamp = stamp;
+    }
+out_free:
+    if (pid != ids) {
+        free(pid);
+        free(pnew);
+    }
+    return r;
 }
 
 /* ---- Evaluation ------------------------------------------------------------------------------ */
@@ -1091,8 +1633,25 @@ static int is_none(const imp *I, const ref *r)
     return v && v->type == NPE_VT_NONE;
 }
 
+/* Is an in-place variant of op a write to its tensor (relu_) rather than a change of its shape
+ * (unsqueeze_, transpose_: traced code names the result, so they import as the view op)? */
+static int inplace_writes(npe_op op)
+{
+    return op != NPE_OP_SQUEEZE && op != NPE_OP_UNSQUEEZE && op != NPE_OP_TRANSPOSE;
+}
+
+/* The tensor an in-place op writes to: a value (its name in the code), not a list or module. */
+static int inplace_target(imp *I, frame *F, const npe_ts_loc *loc, const char *fn, const ref *r,
+                          int *sv)
+{
+    if (r->kind != R_VALUE || I->g->values[r->v].type != NPE_VT_TENSOR)
+        return ferr(I, F, loc, NPE_EUNSUPPORTED, "in-place %s on a %s", fn, rkind_word(I, r));
+    *sv = r->v;
+    return 0;
+}
+
 static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *fn, int bi,
-                        ref *out)
+                        int inplace, ref *out)
 {
     const bspec *b = &builtins[bi];
     parsed_spec *ps = NULL;
@@ -1102,7 +1661,35 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
     ref *args;
     if ((r = eval_args(I, F, call, &args)))
         return r;
+    if (b->special == SP_MAXMIN) {
+        /* max(x): all elements; max(x, other_tensor): elementwise; max(x, dim[, keepdim]) */
+        const char *variant = NULL;
+        if (call->n_items == 1)
+            variant = "#all";
+        for (int a = 1; a < call->n_items && !variant; a++) {
+            const char *kw = call->kwnames ? call->kwnames[a] : NULL;
+            const npe_value *v = ref_value(I, &args[a]);
+            if ((kw && strcmp(kw, "other") == 0) ||
+                (!kw && a == 1 && v && v->type == NPE_VT_TENSOR))
+                variant = "#other";
+        }
+        if (variant) {
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", b->fn, variant);
+            if ((bi = builtin_index(name)) < 0)
+                return npe_error_set(I->err, NPE_EINVAL, "op table: no %s", name);
+            b = &builtins[bi];
+            if ((r = get_spec(I, bi, &ps)))
+                return r;
+        }
+    }
     npe_op op = b->op;
+    int writes = inplace && inplace_writes(op);
+    if (inplace && (b->special == SP_TO || b->special == SP_ARANGE || b->special == SP_UPSAMPLE ||
+                    (npe_op_schema_of(op)->flags & (NPE_OPF_MULTI_OUT | NPE_OPF_VARIADIC |
+                                                    NPE_OPF_FACTORY | NPE_OPF_SCALAR))))
+        return ferr(I, F, &call->loc, NPE_EUNSUPPORTED, "in-place op '%s' is not supported by the "
+                    "importer", fn);
     ref bound[MAX_SPEC_PARAMS];
     int given[MAX_SPEC_PARAMS];
     ref extra_scale = {0};
@@ -1135,7 +1722,11 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
         in[1] = dtype >= 0 ? dtype : npe_graph_none(I->g);
         if (in[1] < 0)
             return oom(I);
-        return add_node(I, F, &call->loc, NPE_OP_TO, in, 2, 1, out);
+        int made = I->stamp;
+        if ((r = add_node(I, F, &call->loc, NPE_OP_TO, in, 2, 1, out)))
+            return r;
+        return note_view(I, I->g->values[out->v].producer,
+                         args[0].kind == R_VALUE ? args[0].v : -1, fn, made);
     }
     if (b->special == SP_ARANGE) {
         /* the leading positional numbers are (end), (start, end) or (start, end, step); dtype
@@ -1228,6 +1819,7 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
     int in_fixed[16];
     int *in = in_fixed;
     int n_in = sc->min_in;
+    int self_ident = -1, sv = -1, made = I->stamp;
     if (sc->flags & NPE_OPF_VARIADIC) {
         /* tensors..., dim */
         ref *items;
@@ -1255,9 +1847,17 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
         for (int i = 0; i < n_in; i++)
             in[i] = -1;
         for (int i = 0; i < ps->n; i++) {
-            if (ps->p[i].slot < 0)
+            int slot = ps->p[i].slot;
+            if (slot < 0)
                 continue;
-            if ((r = materialize(I, F, &call->loc, &bound[i], &in[ps->p[i].slot], 0)))
+            /* the tensor a view or in-place op works on, by name (see "Storage") */
+            if (slot == 0 && bound[i].kind == R_VALUE)
+                self_ident = bound[i].v;
+            int shape_only = (op == NPE_OP_SIZE && slot == 0) ||
+                             ((op == NPE_OP_EXPAND_AS || op == NPE_OP_RESHAPE_AS) && slot == 1);
+            if (slot == 0 && writes && (r = inplace_target(I, F, &call->loc, fn, &bound[i], &sv)))
+                return r;
+            if ((r = materialize_r(I, F, &call->loc, &bound[i], &in[slot], 0, !shape_only)))
                 return r;
         }
         for (int i = 0; i < ps->n_fixed; i++) {
@@ -1288,11 +1888,15 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
         p->n_in = n_in;
         p->scope = F->scope;
         p->site = span_of(F, &call->loc);
-        p->fn = fn;
+        p->fn = npe_ts_strndup(&I->arena, fn, strlen(fn)); /* fn lives on the caller's stack */
+        if (!p->fn)
+            return oom(I);
         p->loc = call->loc;
         p->cf = F->cf;
         p->node = -1;
         p->default_n = -1;
+        p->self_ident = self_ident;
+        p->made = made;
         const npe_value *a1 = &I->g->values[in[1]];
         if (op == NPE_OP_CHUNK && a1->type == NPE_VT_INT && (a1->flags & NPE_VF_CONST))
             p->default_n = (int)(a1->i > 0 && a1->i <= NPE_IR_MAX_OUTPUTS ? a1->i : -1);
@@ -1306,7 +1910,55 @@ static int builtin_call(imp *I, frame *F, const npe_ts_expr *call, const char *f
         out->span.source = -1;
         return 0;
     }
-    return add_node(I, F, &call->loc, op, in, n_in, 0, out);
+    if ((r = add_node(I, F, &call->loc, op, in, n_in, 0, out)))
+        return r;
+    if (writes) { /* the op computed the new content; the name keeps standing for the tensor */
+        if ((r = mutate(I, F, &call->loc, fn, sv, out->v)))
+            return r;
+        *out = value_ref(sv);
+        return 0;
+    }
+    if (out->kind == R_VALUE && I->g->values[out->v].producer >= 0)
+        return note_view(I, I->g->values[out->v].producer, self_ident, fn, made);
+    return 0;
+}
+
+/* copy_(self, src[, non_blocking]) (x[...] = y), fill_(self, value), zero_(self): the new content
+ * of self is src (or the number) broadcast to its shape. */
+static int fill_call(imp *I, frame *F, const npe_ts_expr *call, const char *fn, ref *out)
+{
+    ref *args;
+    int r = eval_args(I, F, call, &args);
+    if (r)
+        return r;
+    int is_zero = strcmp(fn, "torch.zero_") == 0, is_copy = strcmp(fn, "torch.copy_") == 0;
+    int want = is_zero ? 1 : 2;
+    for (int a = 0; a < call->n_items; a++)
+        if (call->kwnames && call->kwnames[a] && strcmp(call->kwnames[a], "non_blocking") != 0)
+            return ferr(I, F, &call->loc, NPE_EUNSUPPORTED, "%s has no parameter '%s' the "
+                        "importer knows", fn, call->kwnames[a]);
+    if (call->n_items < want || call->n_items > (is_copy ? 3 : want))
+        return ferr(I, F, &call->loc, NPE_EFORMAT, "%s takes %d argument%s, got %d", fn, want,
+                    want > 1 ? "s" : "", call->n_items);
+    int sv, in[2];
+    if ((r = inplace_target(I, F, &call->loc, fn, &args[0], &sv)) ||
+        (r = read_tensor(I, F, &call->loc, sv, &in[1])))
+        return r;
+    if (is_zero) {
+        if ((in[0] = npe_graph_add_float(I->g, 0.0, NULL)) < 0)
+            return oom(I);
+    } else if ((r = materialize(I, F, &call->loc, &args[1], &in[0], 0))) {
+        return r;
+    }
+    npe_vtype t = I->g->values[in[0]].type;
+    if (t != NPE_VT_TENSOR && t != NPE_VT_FLOAT && t != NPE_VT_INT && t != NPE_VT_BOOL)
+        return ferr(I, F, &call->loc, NPE_EUNSUPPORTED, "%s of a %s", fn, npe_vtype_name(t));
+    ref nv;
+    if ((r = add_node(I, F, &call->loc, NPE_OP_EXPAND_AS, in, 2, 1, &nv)) ||
+        (r = mutate(I, F, &call->loc, fn, sv, nv.v)))
+        return r;
+    *out = value_ref(sv);
+    return 0;
 }
 
 /* Call of a function defined at module level of a code record (__torch__.a.b.fn(...)). */
@@ -1407,20 +2059,24 @@ static int eval_call(imp *I, frame *F, const npe_ts_expr *e, ref *out)
         return ferr(I, F, &e->loc, NPE_EUNSUPPORTED,
                     "'%s' belongs to scripted code (torch.jit.script): lbprune imports traced "
                     "models; save torch.jit.trace(model.eval(), example_input) instead", dn);
-    int bi = builtin_index(dn);
+    int bi = builtin_index(dn), inplace = 0;
     if (bi < 0) {
         size_t n = strlen(dn);
         if (n > 1 && dn[n - 1] == '_' && dn[n - 2] != '_') { /* in-place variant */
+            if (strcmp(dn, "torch.copy_") == 0 || strcmp(dn, "torch.fill_") == 0 ||
+                strcmp(dn, "torch.zero_") == 0)
+                return fill_call(I, F, e, dn, out);
             char base[256];
             memcpy(base, dn, n - 1);
             base[n - 1] = '\0';
             bi = builtin_index(base);
+            inplace = 1;
         }
     }
     if (bi < 0)
         return ferr(I, F, &e->loc, NPE_EUNSUPPORTED, "op '%s' is not supported by the importer",
                     dn);
-    return builtin_call(I, F, e, dn, bi, out);
+    return builtin_call(I, F, e, dn, bi, inplace, out);
 }
 
 static int eval(imp *I, frame *F, const npe_ts_expr *e, ref *out)
@@ -1534,6 +2190,10 @@ static int exec_body(imp *I, frame *F, ref *ret, int *returned)
             break;
         }
         case NPE_TS_S_RETURN:
+            if (I->depth == 1) {
+                I->ret_loc = s->loc;
+                I->have_ret = 1;
+            }
             if (s->value) {
                 r = eval(I, F, s->value, ret);
             } else {
@@ -1662,6 +2322,10 @@ static int flatten_outputs(imp *I, const frame *F, const npe_ts_loc *loc, const 
     if (depth > 32)
         return ferr(I, F, loc, NPE_ELIMIT, "outputs nested too deeply");
     if (r->kind == R_VALUE && I->g->values[r->v].type == NPE_VT_TENSOR) {
+        int content;
+        int rc = read_tensor(I, F, loc, r->v, &content);
+        if (rc)
+            return rc;
         if (*n == *cap) {
             int ncap = *cap ? *cap * 2 : 8;
             if (ncap > NPE_IR_MAX_OUTPUTS)
@@ -1672,7 +2336,7 @@ static int flatten_outputs(imp *I, const frame *F, const npe_ts_loc *loc, const 
             *ids = ni;
             *cap = ncap;
         }
-        (*ids)[(*n)++] = r->v;
+        (*ids)[(*n)++] = content;
         return 0;
     }
     if (r->kind == R_VALUE && I->g->values[r->v].type != NPE_VT_LIST)
@@ -1768,7 +2432,8 @@ static int import(imp *I, const npe_ts_options *opt)
     if ((r = call_method(I, NULL, &m->loc, &self, cf, qual, m, args, NULL, nin, &result)))
         return r;
     int *outs = NULL, nout = 0, cap = 0;
-    if ((r = flatten_outputs(I, &top, &m->loc, &result, &outs, &nout, &cap, 0))) {
+    if ((r = flatten_outputs(I, &top, I->have_ret ? &I->ret_loc : &m->loc, &result, &outs, &nout,
+                             &cap, 0))) {
         free(outs);
         return r;
     }
@@ -1818,6 +2483,7 @@ out_free_state:
     free(I.tvals);
     free(I.tensor_value);
     free(I.const_value);
+    free(I.vi);
     npe_pkl_free(I.consts_doc);
     npe_ts_arena_free(&I.arena);
     if (r) {

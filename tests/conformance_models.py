@@ -859,6 +859,150 @@ class InplaceAlias(nn.Module):
         return c, a
 
 
+class InplaceViews(nn.Module):
+    """In-place ops on tensors that have views: PyTorch writes into the storage every view sees.
+    A view taken before relu_ of its base (z below once came out without the ReLU), writes
+    through a slice, x[...] = tensor (copy_) and x[...] = number (fill_) on a select and on
+    nested slices, through a transpose and a chunk piece, and a contiguous() result written in
+    place whose base is not read again (a copy or a view: the same result either way)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 4, 1)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        y = self.conv(x)
+        b = y.shape[0]
+        z = y.view(b, -1)            # a view made before the in-place op
+        y.relu_()                    # z sees it
+        s = y[:, 1:3]
+        s.sigmoid_()                 # y sees it
+        y[:, 4] = y[:, 5] * 2 + 1    # select, copy_
+        y[:, 6:, :2] = 0.5           # nested slices, fill_
+        t = y.transpose(1, 3)
+        t.mul_(1.5)
+        a, c = y.chunk(2, 1)
+        c.add_(a)                    # a piece of chunk
+        u = torch.flatten(y, 2)
+        self.act(u[:, :, 3:] - 1.0)  # in place on a fresh tensor: nothing else changes
+        u.sub_(0.25)                 # flatten of a contiguous tensor is a view
+        w = self.conv2(y).permute(0, 2, 3, 1).contiguous()
+        w.clamp_(max=0.3)
+        return z, y, s, t, c, w
+
+
+class DetectInplace(nn.Module):
+    """YOLOv5's Detect decode as YOLOv5 writes it (inplace=True): boxes written into slices of the
+    sigmoid output with y[..., 0:2] = ... (slice, copy_), then a view of the written tensor."""
+
+    def __init__(self, na=3, no=7):
+        super().__init__()
+        self.na, self.no = na, no
+        self.m = nn.Conv2d(4, na * no, 1)
+        self.register_buffer("grid", torch.randn(1, na, 5, 6, 2))
+        self.register_buffer("anchor_grid", torch.rand(1, na, 5, 6, 2) * 4)
+
+    def forward(self, x):
+        t = self.m(x)
+        bs, _, ny, nx = t.shape
+        t = t.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+        y = t.sigmoid()
+        y[..., 0:2] = (y[..., 0:2] * 2 + self.grid) * 8
+        y[..., 2:4] = (y[..., 2:4] * 2) ** 2 * self.anchor_grid
+        return y.view(bs, -1, self.no), t
+
+
+class MatMulNet(nn.Module):
+    """Attention-style products: matmul of (B, L, C) by (B, C, L), bmm, a 2-D parameter on the
+    right and on the left with broadcast batch dims, a 1-D right operand, and mm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.w = nn.Parameter(torch.randn(8, 5))
+        self.v = nn.Parameter(torch.randn(5))
+
+    def forward(self, x):
+        f = self.conv(x).flatten(2)                                      # (B, 8, L)
+        q = f.transpose(1, 2)                                            # (B, L, 8)
+        att = torch.softmax(torch.matmul(q, f) / 8 ** 0.5, -1)           # (B, L, L)
+        o = torch.bmm(f, att)                                            # (B, 8, L)
+        p = q @ self.w                                                   # (B, L, 5)
+        r = torch.matmul(p, self.v)                                      # (B, L)
+        g = torch.matmul(self.w.t(), q.unsqueeze(1).transpose(-1, -2))   # (B, 1, 5, L)
+        return o, p, r, g, torch.mm(q[0], self.w), torch.matmul(self.v, p.transpose(1, 2))
+
+
+class NormNet(nn.Module):
+    """GroupNorm (groups of 2 channels, one group, one per channel without affine) and LayerNorm
+    over the last dim of a (B, L, C) token layout and over the last two dims; random affine
+    parameters so they are not identities."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 8)
+        self.gn1 = nn.GroupNorm(1, 8, eps=1e-3)
+        self.gn8 = nn.GroupNorm(8, 8, affine=False)
+        self.ln = nn.LayerNorm(8)
+        self.ln2 = nn.LayerNorm([6, 7])
+        self.ln3 = nn.LayerNorm(7, elementwise_affine=False)
+        with torch.no_grad():
+            for m in (self.gn, self.gn1, self.ln, self.ln2):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+
+    def forward(self, x):
+        y = self.conv(x)                         # (B, 8, 6, 7)
+        t = y.flatten(2).transpose(1, 2)         # (B, 42, 8)
+        return (self.gn(y), self.gn1(y), self.gn8(F.relu(y)), self.ln(t), self.ln2(y),
+                self.ln3(y), F.group_norm(y, 2), F.layer_norm(t, (8,), eps=1e-2))
+
+
+class PillarFeatureNet(nn.Module):
+    """PointPillars' pillar feature net (OpenPCDet's PFNLayer) on (pillars, points, features):
+    linear, BatchNorm1d over the permuted (pillars, C, points), ReLU, the max over the points
+    (values of torch.max with a dim), repeated and concatenated for the second layer; torch.min
+    with a dim, amax/amin, max of everything, elementwise min, and expand with -1."""
+
+    def __init__(self, cin=10, c=16):
+        super().__init__()
+        self.l1 = nn.Linear(cin, c // 2, bias=False)
+        self.n1 = nn.BatchNorm1d(c // 2, eps=1e-3, momentum=0.01)
+        self.l2 = nn.Linear(c, c, bias=False)
+        self.n2 = nn.BatchNorm1d(c, eps=1e-3, momentum=0.01)
+
+    def forward(self, x):                        # (P, N, cin)
+        h = F.relu(self.n1(self.l1(x).permute(0, 2, 1)).permute(0, 2, 1))
+        hmax = torch.max(h, dim=1, keepdim=True)[0]
+        h = torch.cat([h, hmax.repeat(1, x.shape[1], 1)], dim=2)
+        h = F.relu(self.n2(self.l2(h).permute(0, 2, 1)).permute(0, 2, 1))
+        out = torch.max(h, dim=1)[0]             # (P, c)
+        lo, _ = torch.min(x, 1)
+        return (out, lo, torch.amax(x, (0, 2)), torch.amin(h, -1, keepdim=True), torch.max(x),
+                torch.min(h, x[..., :1].expand(-1, -1, 16)), h.max(-1).values)
+
+
+class PadModes(nn.Module):
+    """ReflectionPad2d and ReplicationPad2d with uneven sides, F.pad reflect/replicate of a
+    (N, C, L) tensor, and reflect on all four sides."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.rp = nn.ReflectionPad2d((2, 1, 0, 3))
+        self.rep = nn.ReplicationPad2d((1, 3, 2, 0))
+        self.c2 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)                         # (B, 4, 7, 8)
+        f = y.flatten(2)
+        return (self.c2(self.rp(y)), self.rep(y), F.pad(f, (3, 2), mode="reflect"),
+                F.pad(f, (0, 4), mode="replicate"), F.pad(y, (1, 1, 1, 1), mode="reflect"))
+
+
 # ---- torchvision ----------------------------------------------------------------------------
 
 def tv(name, **kw):
@@ -920,4 +1064,10 @@ MODELS = [
     spec("pointpillars_rpn", PointPillarsRPN, [(16, 32, 40)]),
     spec("dtype_ops", DtypeOps, [(3, 6, 6)]),
     spec("inplace_alias", InplaceAlias, [(3, 6, 6)]),
+    spec("inplace_views", InplaceViews, [(3, 6, 7)]),
+    spec("detect_inplace", DetectInplace, [(4, 5, 6)]),
+    spec("matmul", MatMulNet, [(3, 4, 5)], batches=(2, 3)),
+    spec("norms", NormNet, [(3, 6, 7)]),
+    spec("pillar_features", PillarFeatureNet, [(12, 10)], batches=(6, 9)),
+    spec("pad_modes", PadModes, [(3, 9, 10)]),
 ]

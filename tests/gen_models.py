@@ -72,7 +72,8 @@ def shape_str(t):
 
 
 def save_npy(path, t):
-    a = np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+    # ascontiguousarray makes a 0-d tensor 1-d: keep the tensor's own shape
+    a = np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32)).reshape(tuple(t.shape))
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         np.save(f, a)

@@ -1,8 +1,11 @@
 /* Tests of the graph IR, shape inference, the TorchScript importer and the executor: a graph built
  * by hand with shape arithmetic (values computed by hand), the bundled Fashion-MNIST model against
  * PyTorch's outputs (tests/gen_ts_fixtures.py wrote them with torch.jit.load of the same file),
- * forward_name, cut outputs, and the errors a user meets (scripted model, unknown op, wrong input).
+ * forward_name, cut outputs, the errors a user meets (scripted model, unknown op, wrong input),
+ * and in-place ops on tensors with views, in archives written here from TorchScript code with
+ * results worked out by hand.
  * Usage: test_ir_exec [SOURCE_ROOT]  (default: the current directory) */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +13,13 @@
 
 #include "engine/exec.h"
 #include "formats/npy.h"
+#include "formats/pickle.h"
+#include "formats/zip.h"
 #include "importers/torchscript.h"
 #include "kernels/cpu/threadpool.h"
 #include "testutil.h"
+
+#include <unistd.h>
 
 static const char *root = ".";
 
@@ -553,6 +560,173 @@ static void test_eval_entry(void)
     npe_array_free(&ref);
 }
 
+/* ---- In-place ops, in archives written here ------------------------------------------------ */
+static char ts_dir[64];
+
+/* Write a TorchScript archive whose root module (class __torch__.M, nothing in it) has a forward
+ * of x running body (statements indented by four spaces), and import it. The statements start
+ * at line 7 of code/__torch__.py. */
+static int import_body(const char *body, npe_graph **g, npe_error *e)
+{
+    char path[128], code[4096];
+    snprintf(path, sizeof path, "%s/m.pt", ts_dir);
+    snprintf(code, sizeof code,
+             "class M(Module):\n"
+             "  __parameters__ = []\n"
+             "  __buffers__ = []\n"
+             "  training : bool\n"
+             "  def forward(self: __torch__.M,\n"
+             "    x: Tensor) -> Tensor:\n"
+             "%s", body);
+    npe_pkl *doc = npe_pkl_new();
+    npe_pv *obj = doc ? npe_pv_new_object(doc, npe_pv_new_global(doc, "__torch__", "M"),
+                                          npe_pv_new_seq(doc, NPE_PV_TUPLE)) : NULL;
+    npe_pv *st = doc ? npe_pv_new_dict(doc, NULL) : NULL;
+    void *pk = NULL;
+    size_t n = 0;
+    npe_zip_writer *w = NULL;
+    int r = !obj || !st || npe_pv_dict_set(doc, st, npe_pv_new_str(doc, "training"),
+                                           npe_pv_new_bool(doc, 0));
+    if (!r) {
+        obj->u.call.state = st;
+        r = npe_pkl_dump(obj, 0, &pk, &n, e);
+    }
+    if (!r && !(r = npe_zip_writer_open(path, 0, &w, e))) {
+        if ((r = npe_zip_writer_add(w, "m/data.pkl", pk, n, 0, e)) ||
+            (r = npe_zip_writer_add(w, "m/code/__torch__.py", code, strlen(code), 1, e)) ||
+            (r = npe_zip_writer_add(w, "m/version", "3\n", 2, 0, e)))
+            npe_zip_writer_abort(w);
+        else
+            r = npe_zip_writer_finish(w, e);
+    }
+    free(pk);
+    npe_pkl_free(doc);
+    CHECK_MSG(r == 0, "writing %s: %s", path, e->msg);
+    if (r)
+        return r;
+    r = npe_ts_import(path, NULL, g, e);
+    remove(path);
+    return r;
+}
+
+/* Run body on the 2x3 input x and compare every output with want (outputs back to back). */
+static void check_body(const char *what, const char *body, const float x[6], int n_out,
+                       const float *want, int n_want)
+{
+    npe_graph *g = NULL;
+    npe_error e = {0};
+    int r = import_body(body, &g, &e);
+    CHECK_MSG(r == 0, "%s: %s", what, e.msg);
+    if (r)
+        return;
+    CHECK_EQ_INT(g->n_outputs, n_out);
+    npe_kernels k;
+    npe_kernels_init_ref(&k);
+    npe_exec *xe = NULL;
+    npe_array in = {0}, out[8] = {{0}};
+    in.dtype = NPE_DTYPE_F32;
+    in.ndim = 2;
+    in.shape[0] = 2;
+    in.shape[1] = 3;
+    in.nbytes = 6 * sizeof(float);
+    in.data = (void *)x;
+    CHECK_EQ_INT(npe_exec_create(g, &k, 0, &xe, &e), 0);
+    r = npe_exec_run(xe, NULL, &in, 1, out, n_out, &e);
+    CHECK_MSG(r == 0, "%s: %s", what, e.msg);
+    int at = 0;
+    for (int i = 0; !r && i < n_out; i++) {
+        const float *o = out[i].data;
+        for (int64_t j = 0; j < npe_array_numel(&out[i]) && at < n_want; j++, at++)
+            CHECK_MSG(o[j] == want[at], "%s: output %d element %lld is %g, want %g", what, i,
+                      (long long)j, o[j], want[at]);
+        npe_array_free(&out[i]);
+    }
+    if (!r)
+        CHECK_MSG(at == n_want, "%s: %d values out, %d wanted", what, at, n_want);
+    npe_exec_destroy(xe);
+    npe_graph_destroy(g);
+}
+
+static void check_refused(const char *what, const char *body, const char *const want[3])
+{
+    npe_graph *g = NULL;
+    npe_error e = {0};
+    int r = import_body(body, &g, &e);
+    CHECK_MSG(r == NPE_EUNSUPPORTED, "%s: rc %d (%s)", what, r, e.msg);
+    CHECK(g == NULL);
+    for (int k = 0; k < 3 && want[k]; k++)
+        CHECK_MSG(strstr(e.msg, want[k]) != NULL, "%s: '%s' not in '%s'", what, want[k], e.msg);
+    npe_graph_destroy(g);
+}
+
+static void test_inplace(void)
+{
+    snprintf(ts_dir, sizeof ts_dir, "/tmp/npe_test_ir_exec.XXXXXX");
+    if (!mkdtemp(ts_dir)) {
+        CHECK_MSG(0, "mkdtemp failed");
+        return;
+    }
+    /* a view made before relu_ of its base sees the ReLU (it once came out without it) */
+    static const float x1[6] = {-2, -1, 0, 1, 2, 3};
+    static const float w1[6] = {0, 0, 0, 1, 2, 3};
+    check_body("view then relu_",
+               "    _0 = torch.view(x, [-1])\n"
+               "    _1 = torch.relu_(x)\n"
+               "    return _0\n", x1, 1, w1, 6);
+
+    /* writes through a select (fill_), a transpose (mul_) and a slice (copy_ of a value read
+     * after the first two writes); x = [[1, 2, 3], [4, 5, 6]]:
+     *   fill column 0 with 7:         [[7, 2, 3], [7, 5, 6]]
+     *   times 2 through x^T:          [[14, 4, 6], [14, 10, 12]]
+     *   x[:, 1:3] = -x[:, 0:2]:       [[14, -14, -4], [14, -14, -10]] */
+    static const float x2[6] = {1, 2, 3, 4, 5, 6};
+    static const float w2[] = {14, -14, -4, 14, -14, -10, /* x */
+                               14, 14,                     /* s = x[:, 0] */
+                               14, 14, -14, -14, -4, -10,  /* t = x^T */
+                               -14, -4, -14, -10};         /* u = x[:, 1:3] */
+    check_body("writes through views",
+               "    s = torch.select(x, 1, 0)\n"
+               "    _1 = torch.fill_(s, 7.)\n"
+               "    t = torch.transpose(x, 0, 1)\n"
+               "    _2 = torch.mul_(t, 2.)\n"
+               "    u = torch.slice(x, 1, 1, 3, 1)\n"
+               "    _3 = torch.copy_(u, torch.neg(torch.slice(x, 1, 0, 2, 1)))\n"
+               "    return (x, s, t, _3)\n", x2, 4, w2, (int)(sizeof w2 / sizeof w2[0]));
+
+    /* contiguous() of a permute is a copy or a view depending on the strides: writing to it is
+     * fine while its base is not read again, and refused when it is */
+    static const float x3[6] = {-1, 2, -3, 4, -5, 6};
+    static const float w3[6] = {0, 4, 2, 0, 0, 6};
+    check_body("contiguous then relu_",
+               "    p = torch.permute(x, [1, 0])\n"
+               "    y = torch.contiguous(p)\n"
+               "    _1 = torch.relu_(y)\n"
+               "    return _1\n", x3, 1, w3, 6);
+    static const char *const want3[3] = {
+        "code/__torch__.py:10: ", "in-place torch.relu_ at code/__torch__.py:9",
+        "'contiguous' (contiguous) at code/__torch__.py:8"};
+    check_refused("contiguous then relu_, base read",
+                  "    p = torch.permute(x, [1, 0])\n"
+                  "    y = torch.contiguous(p)\n"
+                  "    _1 = torch.relu_(y)\n"
+                  "    return (x, _1)\n", want3);
+    static const char *const want4[3] = {
+        "code/__torch__.py:9: ", "after the in-place torch.sigmoid_ at code/__torch__.py:8",
+        "(reshape) at code/__torch__.py:7"};
+    check_refused("reshape of a permute, base written",
+                  "    y = torch.reshape(torch.permute(x, [1, 0]), [-1])\n"
+                  "    _1 = torch.sigmoid_(x)\n"
+                  "    return y\n", want4);
+    static const char *const want5[3] = {
+        "code/__torch__.py:8: in-place torch.relu_ writes to the result of",
+        "(expand) at code/__torch__.py:7", "share memory"};
+    check_refused("relu_ of an expand",
+                  "    e = torch.expand(x, [2, 2, 3])\n"
+                  "    _1 = torch.relu_(e)\n"
+                  "    return _1\n", want5);
+    rmdir(ts_dir);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -564,5 +738,6 @@ int main(int argc, char **argv)
     test_forward_name();
     test_errors();
     test_eval_entry();
+    test_inplace();
     return tu_finish("ir_exec");
 }

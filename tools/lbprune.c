@@ -309,6 +309,280 @@ out:
     return rc;
 }
 
+/* ---- prune ---------------------------------------------------------------------------------- */
+static const char prune_usage[] =
+    "Usage: lbprune prune MODEL -o OUT.pt --input-shape N,C,H,W [--input-shape ...]\n"
+    "                     [--sparsity S] [--exclude a,b] [--align N] [--config cfg.toml]\n"
+    "                     [--state-dict OUT.pth] [--full-model IN_FULL.pth OUT_FULL.pth]\n"
+    "                     [--report R.json] [--forward NAME]\n"
+    "\n"
+    "Cut channels physically out of a traced TorchScript model and write the smaller\n"
+    "model as a TorchScript archive that torch.jit.load reads. Channels that must go\n"
+    "together (residual adds, concatenations, depthwise chains) are cut as one group;\n"
+    "groups whose channels reach a model output (classifier, detection heads) stay whole.\n"
+    "Within a group the channels with the smallest filter L1 norm go first.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output OUT.pt        the pruned TorchScript archive\n"
+    "  --input-shape SHAPE        shape of a model input, e.g. 1,3,224,224 (one per input;\n"
+    "                             or dummy_input in [model] of --config)\n"
+    "  --sparsity S               fraction of channels to cut in every prunable group, 0 <= S < 1\n"
+    "  --exclude a,b              layers (module paths) whose groups stay whole\n"
+    "  --align N                  keep a multiple of N channels per group (default 2)\n"
+    "  --config cfg.toml          [prune] config_list / exclude_layers / channel_alignment and\n"
+    "                             [model] dummy_input; command-line options win\n"
+    "  --state-dict OUT.pth       also write a state_dict, and OUT.channels.json with every\n"
+    "                             layer's new channel counts to rebuild the model class\n"
+    "  --full-model IN OUT        rewrite the torch.save(model) archive IN (the model that was\n"
+    "                             traced) as OUT with pruned tensors and updated attributes\n"
+    "  --report R.json            parameters and MACs before/after, and per group the kept\n"
+    "                             channels, producers, consumers, or why it stayed whole\n"
+    "  --forward NAME             prune the graph of another exported method\n"
+    "  -h, --help                 show this help\n"
+    "\n"
+    "Examples:\n"
+    "  lbprune prune examples/fashion_mnist/model.pt -o small.pt --input-shape 1,1,28,28 \\\n"
+    "      --sparsity 0.5 --report report.json\n"
+    "  lbprune prune resnet18.pt -o r18_small.pt --input-shape 1,3,224,224 --sparsity 0.3 \\\n"
+    "      --align 8 --exclude layer4.1.conv2 --state-dict r18_small.pth\n"
+    "  lbprune prune yolo.pt -o yolo_small.pt --config prune.toml\n";
+
+static int parse_shape(const char *text, npe_shape *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = text;
+    while (*p) {
+        if (out->ndim == NPE_MAX_DIMS)
+            return -1;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 1 || v > (1LL << 30))
+            return -1;
+        out->d[out->ndim++] = v;
+        if (*end == ',' || *end == 'x')
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return out->ndim ? 0 : -1;
+}
+
+static int split_list(char *text, const char **items, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(text, ","); tok; tok = strtok(NULL, ","))
+        if (n < max)
+            items[n++] = tok;
+        else
+            return -1;
+    return n;
+}
+
+/* Print "params A -> B (-x%), MACs C -> D (-y%)" from the report's top-level keys. */
+static long long report_number(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+    const char *model_path = NULL, *out = NULL, *cfg_path = NULL, *sd_out = NULL, *report = NULL;
+    const char *full_in = NULL, *full_out = NULL;
+    npe_shape shapes[8];
+    int n_shapes = 0, have_sparsity = 0, have_align = 0, align = 2, rc = 2;
+    double sparsity = 0;
+    char *exclude_buf = NULL;
+    const char *exclude[256];
+    int n_exclude = -1;
+    npe_model_options mopt;
+    npe_model_options_init(&mopt);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--full-model") == 0) {
+            if (i + 2 >= argc) {
+                rc = usage_error("prune", "%s", "--full-model needs IN_FULL.pth and OUT_FULL.pth");
+                goto out;
+            }
+            full_in = argv[++i];
+            full_out = argv[++i];
+            continue;
+        }
+        int takes = strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ||
+                    strcmp(a, "--input-shape") == 0 || strcmp(a, "--sparsity") == 0 ||
+                    strcmp(a, "--exclude") == 0 || strcmp(a, "--align") == 0 ||
+                    strcmp(a, "--config") == 0 || strcmp(a, "--state-dict") == 0 ||
+                    strcmp(a, "--report") == 0 || strcmp(a, "--forward") == 0;
+        if (takes && !v) {
+            rc = usage_error("prune", "%s needs a value", a);
+            goto out;
+        }
+        if (takes)
+            i++;
+        if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            out = v;
+        } else if (strcmp(a, "--input-shape") == 0) {
+            if (n_shapes == 8 || parse_shape(v, &shapes[n_shapes])) {
+                rc = usage_error("prune", "--input-shape wants positive sizes like 1,3,224,224, not '%s'",
+                                 v);
+                goto out;
+            }
+            n_shapes++;
+        } else if (strcmp(a, "--sparsity") == 0) {
+            char *end;
+            sparsity = strtod(v, &end);
+            if (*end || !(sparsity >= 0 && sparsity < 1)) {
+                rc = usage_error("prune", "--sparsity wants a number in [0, 1), not '%s'", v);
+                goto out;
+            }
+            have_sparsity = 1;
+        } else if (strcmp(a, "--exclude") == 0) {
+            free(exclude_buf);
+            exclude_buf = strdup(v);
+            n_exclude = exclude_buf ? split_list(exclude_buf, exclude, 256) : -1;
+            if (n_exclude < 0) {
+                rc = usage_error("prune", "%s", "--exclude: too many names (256 at most)");
+                goto out;
+            }
+        } else if (strcmp(a, "--align") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 4096) {
+                rc = usage_error("prune", "--align wants a number from 1 to 4096, not '%s'", v);
+                goto out;
+            }
+            align = (int)n;
+            have_align = 1;
+        } else if (strcmp(a, "--config") == 0) {
+            cfg_path = v;
+        } else if (strcmp(a, "--state-dict") == 0) {
+            sd_out = v;
+        } else if (strcmp(a, "--report") == 0) {
+            report = v;
+        } else if (strcmp(a, "--forward") == 0) {
+            mopt.forward_name = v;
+        } else if (a[0] == '-' && a[1]) {
+            rc = usage_error("prune", "unknown option '%s'", a);
+            goto out;
+        } else if (!model_path) {
+            model_path = a;
+        } else {
+            rc = usage_error("prune", "unexpected argument '%s'", a);
+            goto out;
+        }
+    }
+    if (!model_path || !out) {
+        rc = usage_error("prune", "%s", model_path ? "missing -o OUT.pt" : "missing MODEL");
+        goto out;
+    }
+    if (!have_sparsity && !cfg_path) {
+        rc = usage_error("prune", "%s", "give --sparsity S or --config cfg.toml");
+        goto out;
+    }
+
+    npe_ctx *ctx = NULL;
+    npe_config *cfg = NULL;
+    npe_model *m = NULL;
+    rc = 1;
+    int r;
+    if ((r = npe_ctx_create(&ctx))) {
+        fail(NULL, r);
+        goto out;
+    }
+    npe_prune_options popt;
+    npe_prune_options_init(&popt);
+    if (cfg_path) {
+        if ((r = npe_config_load(ctx, cfg_path, &cfg)) || (r = npe_config_prune_options(cfg, &popt))) {
+            fail(ctx, r);
+            goto out_free;
+        }
+    }
+    if (n_shapes) {
+        popt.input_shapes = shapes;
+        popt.n_input_shapes = n_shapes;
+    }
+    if (have_sparsity) {
+        popt.sparsity = sparsity;
+        popt.n_config_list = 0; /* the command line wins over the file's config_list */
+    }
+    if (have_align)
+        popt.channel_alignment = align;
+    if (n_exclude >= 0) {
+        popt.exclude_layers = exclude;
+        popt.n_exclude_layers = n_exclude;
+    }
+    if (!popt.n_input_shapes) {
+        fprintf(stderr, "lbprune prune: give --input-shape (or dummy_input in [model] of --config)\n");
+        rc = 2;
+        goto out_free;
+    }
+    if ((r = npe_model_load(ctx, model_path, &mopt, &m)) || (r = npe_model_prune(m, &popt)) ||
+        (r = npe_model_save_torchscript(m, out))) {
+        fail(ctx, r);
+        goto out_free;
+    }
+    const char *json = npe_model_prune_report(m);
+    if (sd_out) {
+        char chan[4200];
+        size_t n = strlen(sd_out);
+        if (n > 4 && strcmp(sd_out + n - 4, ".pth") == 0)
+            n -= 4;
+        if ((size_t)snprintf(chan, sizeof(chan), "%.*s.channels.json", (int)n, sd_out) >= sizeof(chan)) {
+            fprintf(stderr, "lbprune: error: --state-dict path too long\n");
+            goto out_free;
+        }
+        if ((r = npe_model_save_state_dict(m, sd_out)) || (r = npe_model_save_channels(m, chan))) {
+            fail(ctx, r);
+            goto out_free;
+        }
+        printf("wrote %s and %s\n", sd_out, chan);
+    }
+    if (full_in && (r = npe_model_save_full_model(m, full_in, full_out))) {
+        fail(ctx, r);
+        goto out_free;
+    }
+    if (full_in)
+        printf("wrote %s\n", full_out);
+    if (report && write_text(report, json)) {
+        fprintf(stderr, "lbprune: error: %s: cannot write the report\n", report);
+        goto out_free;
+    }
+    long long pb = report_number(json, "params_before"), pa = report_number(json, "params_after");
+    long long mb = report_number(json, "macs_before"), ma = report_number(json, "macs_after");
+    printf("wrote %s: params %lld -> %lld (%.1f%%), MACs %lld -> %lld (%.1f%%)\n", out, pb, pa,
+           pb > 0 ? 100.0 * (double)(pa - pb) / (double)pb : 0.0, mb, ma,
+           mb > 0 ? 100.0 * (double)(ma - mb) / (double)mb : 0.0);
+    rc = 0;
+out_free:
+    npe_model_destroy(m);
+    npe_config_destroy(cfg);
+    npe_ctx_destroy(ctx);
+out:
+    free(exclude_buf);
+    return rc;
+}
+
 /* ---- version, help -------------------------------------------------------------------------- */
 static const char version_usage[] =
     "Usage: lbprune version\n"
@@ -342,6 +616,8 @@ static const command commands[] = {
      cmd_state_dict},
     {"eval", "run a traced TorchScript model on .npy inputs with lbprune's kernels", eval_usage,
      cmd_eval},
+    {"prune", "cut channels out of a traced model and write files PyTorch loads", prune_usage,
+     cmd_prune},
     {"version", "print the version", version_usage, cmd_version},
     {"help", "show help for a command", help_usage, NULL},
 };

@@ -232,6 +232,74 @@ NPE_API const char *npe_model_output_name(const npe_model *m, int i);
 NPE_API int npe_model_forward(npe_model *m, const npe_tensor *inputs, int n_inputs,
                               npe_tensor *outputs, int n_outputs);
 
+/* ---- Pruning ----------------------------------------------------------------------------------
+ * Channels are cut physically, group by group: a group is every layer whose output channels must
+ * be cut together (residual adds, concatenations, depthwise chains...). Channels are ranked by the
+ * L1 norm of their filters summed over the group's producers, the lowest pruned first (ties: the
+ * lower index first); at sparsity s a group of C channels keeps k = C - floor(s*C), rounded up to a
+ * multiple of channel_alignment a: k = min(C, max(a, ceil(k/a)*a)). Groups whose channels reach a
+ * model output (classifiers, detection heads) or meet an op the analysis cannot see through are
+ * never cut; the report says why. */
+typedef struct npe_shape {
+    int ndim;
+    int64_t d[NPE_MAX_DIMS];
+} npe_shape;
+
+/* One entry of a config_list: the groups it matches get this sparsity (later entries win). */
+typedef struct npe_prune_rule {
+    double sparsity;
+    const char *const *op_types; /* "Conv2d", "ConvTranspose2d", "Linear"; none: any */
+    int n_op_types;
+    const char *const *op_names; /* layer names (module paths) of a producer; none: any */
+    int n_op_names;
+    int exclude;                 /* 1: the groups it matches are not pruned */
+} npe_prune_rule;
+
+typedef struct npe_prune_options {
+    const npe_shape *input_shapes; /* dummy_input: the shape of each model input */
+    int n_input_shapes;
+    double sparsity;               /* every prunable group, unless config_list is given */
+    int channel_alignment;         /* default 2 */
+    const char *const *exclude_layers; /* a group whose name or producer is listed stays whole */
+    int n_exclude_layers;
+    const npe_prune_rule *config_list; /* when n_config_list > 0, replaces sparsity */
+    int n_config_list;
+} npe_prune_options;
+
+/* Defaults: sparsity 0, channel_alignment 2, nothing excluded, no input shapes (required). */
+NPE_API void npe_prune_options_init(npe_prune_options *opt);
+/* Prune m in place. Unknown names in exclude_layers or op_names are errors naming them. The
+ * report (npe_model_prune_report) is kept until the next prune. */
+NPE_API int npe_model_prune(npe_model *m, const npe_prune_options *opt);
+/* JSON report of the last npe_model_prune: params_before/after, macs_before/after (per image),
+ * and per group: name, channels, kept (indices), producers, consumers ({layer, removed_inputs}),
+ * reason (groups left whole). NULL before the first prune. Owned by m. */
+NPE_API const char *npe_model_prune_report(const npe_model *m);
+
+/* Exports of the (pruned) model, each written atomically:
+ * - a TorchScript archive torch.jit.load reads (the model's code with channel-count literals
+ *   rewritten, smaller tensors);
+ * - a state_dict .pth (torch.load, also weights_only=True);
+ * - a JSON of each layer's new channel counts, to rebuild the model class for that state_dict;
+ * - a full-model .pth from the torch.save(model) archive the model was traced from, with module
+ *   attributes (out_channels, in_channels, num_features, in_features, groups) updated. */
+NPE_API int npe_model_save_torchscript(npe_model *m, const char *path);
+NPE_API int npe_model_save_state_dict(npe_model *m, const char *path);
+NPE_API int npe_model_save_channels(npe_model *m, const char *json_path);
+NPE_API int npe_model_save_full_model(npe_model *m, const char *in_full, const char *out_full);
+
+/* ---- Configuration files ----------------------------------------------------------------------
+ * A TOML file with the sections [model] (dummy_input = [1, 3, 224, 224], ...) and [prune]
+ * (config_list, exclude_layers, channel_alignment, ...). Keys unknown in these sections, and
+ * values of the wrong type, are errors naming the file, line and column. */
+typedef struct npe_config npe_config;
+NPE_API int npe_config_load(npe_ctx *ctx, const char *path, npe_config **out);
+NPE_API void npe_config_destroy(npe_config *cfg);
+/* Fill opt's input_shapes (from dummy_input), config_list, exclude_layers and channel_alignment
+ * from cfg (fields the file does not set are left as they are). Strings and arrays stay owned by
+ * cfg, which must outlive opt's use. */
+NPE_API int npe_config_prune_options(const npe_config *cfg, npe_prune_options *opt);
+
 /* Free memory the library handed to the caller. NULL is accepted. */
 NPE_API void npe_free(void *p);
 
