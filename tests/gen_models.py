@@ -44,16 +44,30 @@ def have_torchvision():
         return False
 
 
-def randomise(model):
-    """Random BN statistics and affine parameters (BN must not be an identity)."""
+def randomise(model, calib):
+    """Random BN affine parameters, and running statistics measured on a random calibration batch
+    then perturbed, so BN is no identity. Statistics drawn at random instead let activations grow
+    layer after layer in a deep random network until ReLU6 and the like saturate, and the output
+    stops depending on most channels: a wrong kernel or a wrong cut would go unseen."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.normal_(0.0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-                if m.weight is not None:
-                    m.weight.uniform_(0.5, 1.5)
-                    m.bias.normal_(0.0, 0.1)
+        for m in bns:
+            if m.weight is not None:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the calibration forward
+        model.eval()
+        for m in bns:
+            m.train()  # only BN: dropout stays off
+        if bns:
+            model(*calib)
+        model.eval()
+        for m in bns:
+            m.momentum = 0.1
+            m.running_mean.add_(torch.randn_like(m.running_mean) * 0.1
+                                * m.running_var.clamp(min=1e-6).sqrt())
+            m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.8, 1.25))
 
 
 def flatten(out):
@@ -84,9 +98,9 @@ def gen_one(s, outdir):
     seed = zlib.crc32(s.name.encode())
     torch.manual_seed(seed)
     model = s.build()
-    randomise(model)
-    model.eval()
     gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+    randomise(model, [torch.randn((4,) + shp, generator=gen) for shp in s.inputs])
+    model.eval()
     inputs = {b: [torch.randn((b,) + shp, generator=gen) for shp in s.inputs] for b in s.batches}
 
     methods = ("forward",) + s.methods
