@@ -39,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 FASHION_DIR = os.path.join(ROOT, "examples", "fashion_mnist")
 sys.path.insert(0, HERE)
 import conformance_models as cm  # noqa: E402
+from gen_models import randomise  # noqa: E402  (calibrated BN statistics, shared)
 
 
 def tv(name, **kw):
@@ -118,32 +119,6 @@ def have_torchvision():
         return False
 
 
-def randomise(model, calib):
-    """Random BN affine parameters, and running statistics measured on the random batch calib
-    then perturbed (BN must not be an identity). Statistics drawn at random instead leave
-    activations growing layer after layer in a deep random network until ReLU6 and the like
-    saturate, and the output stops depending on most channels: a wrong cut would go unseen."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    with torch.no_grad():
-        for m in bns:
-            if m.weight is not None:
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-            m.reset_running_stats()
-            m.momentum = None          # a plain average over the calibration forward
-        model.eval()
-        for m in bns:
-            m.train()                  # only BN: dropout and stochastic depth stay off
-        if bns:
-            model(calib)
-        model.eval()
-        for m in bns:
-            m.momentum = 0.1
-            m.running_mean.add_(torch.randn_like(m.running_mean) * 0.1
-                                * m.running_var.clamp(min=1e-6).sqrt())
-            m.running_var.mul_(torch.empty_like(m.running_var).uniform_(0.8, 1.25))
-
-
 def flatten(out):
     if isinstance(out, torch.Tensor):
         return [out]
@@ -190,7 +165,7 @@ def gen_one(name, build, shape, outdir):
         torch.manual_seed(seed)
         model = build()
         x = torch.randn((BATCH,) + shape, generator=gen)
-        randomise(model, torch.randn((8,) + shape, generator=gen))
+        randomise(model, [torch.randn((8,) + shape, generator=gen)])
         model.eval()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
