@@ -55,6 +55,11 @@ int npe_prune_plan_uniform(const npe_graph *g, const npe_groups *G, double s, in
                            const char *const *exclude, int n_exclude, npe_prune_plan **out,
                            npe_error *err);
 
+/* A config_list (npe_prune_options.config_list; later entries win, `exclude` entries keep
+ * groups whole) plus exclude_layers and channel_alignment (engine/prune_api.c). */
+int npe_prune_plan_rules(const npe_graph *g, const npe_groups *G, const npe_prune_options *opt,
+                         npe_prune_plan **out, npe_error *err);
+
 /* Cut g as the plan says: producers' output channels, per-channel tensors (BN, biases,
  * channel-shaped parameters and constants, depthwise rows), consumers' input channels; rewrite
  * the literals that hold channel counts (depthwise `groups`, view and expand sizes); infer the

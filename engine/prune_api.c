@@ -73,8 +73,8 @@ static int rule_matches(const npe_graph *g, const npe_groups *G, int gi, const n
     return 0;
 }
 
-static int plan_from_rules(const npe_graph *g, const npe_groups *G, const npe_prune_options *opt,
-                           npe_prune_plan **out, npe_error *err)
+int npe_prune_plan_rules(const npe_graph *g, const npe_groups *G, const npe_prune_options *opt,
+                         npe_prune_plan **out, npe_error *err)
 {
     npe_prune_plan *plan = NULL;
     int r = npe_prune_plan_create(G, &plan);
@@ -179,7 +179,7 @@ NPE_API int npe_model_prune(npe_model *m, const npe_prune_options *opt)
                 goto out_free;
             }
     if (opt->n_config_list > 0)
-        r = plan_from_rules(g, G, opt, &plan, &err);
+        r = npe_prune_plan_rules(g, G, opt, &plan, &err);
     else
         r = npe_prune_plan_uniform(g, G, opt->sparsity, opt->channel_alignment, opt->exclude_layers,
                                    opt->n_exclude_layers, &plan, &err);

@@ -135,5 +135,82 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, so, se = run("eval", EXAMPLE, "--input", os.path.join(REF, "input_b1.npy"))
     check(rc == 2 and "--output" in se, "eval without an output is a usage error")
 
+# run / sens on the bundled example: files, resume, workers, and clear errors for bad configs.
+FMNIST = "/usr/share/datasets/fashion-mnist"
+EXDIR = os.path.join(os.path.abspath(ROOT), "examples", "fashion_mnist")
+
+
+def cfg_text(out, workers=1, metric="top1", shape="[1, 1, 28, 28]", model="model.pt", extra=""):
+    return f"""
+[model]
+path = "{os.path.join(EXDIR, model)}"
+full_model = "{os.path.join(EXDIR, 'model_full.pth')}"
+dummy_input = {shape}
+[data]
+kind = "idx"
+images = "{FMNIST}/t10k-images-idx3-ubyte.gz"
+labels = "{FMNIST}/t10k-labels-idx1-ubyte.gz"
+mean = [0.2860]
+std = [0.3530]
+batch_size = 100
+limit = 300
+[metric]
+name = "{metric}"
+[prune]
+metric_thres = 0.05
+sparsities = [0.2, 0.4]
+{extra}
+[run]
+output_dir = "{out}"
+workers = {workers}
+"""
+
+
+if os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")):
+    with tempfile.TemporaryDirectory() as tmp:
+        def write_cfg(name, text):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+
+        out1 = os.path.join(tmp, "o1")
+        c1 = write_cfg("c1.toml", cfg_text(out1))
+        rc, so, se = run("run", c1)
+        check(rc == 0 and "top1" in so and "MACs" in so, f"run on the example: {se[-300:]}")
+        for f in ("pruned.pt", "pruned.pth", "pruned.channels.json", "pruned_full.pth",
+                  "prune_report.json", "summary.json", "sens_analysis/sens.csv",
+                  "sens_analysis/sens.json"):
+            check(os.path.exists(os.path.join(out1, f)), f"run wrote {f}")
+        csv1 = open(os.path.join(out1, "sens_analysis/sens.csv")).read()
+        check(csv1.startswith("layername,0.2"), f"sens.csv form: {csv1[:40]!r}")
+        rc, so, se = run("sens", c1)
+        check(rc == 0 and "0 values measured" in so, f"second run resumes everything: {so}")
+        check(open(os.path.join(out1, "sens_analysis/sens.csv")).read() == csv1, "resume: same csv")
+        out2 = os.path.join(tmp, "o2")
+        rc, so, se = run("sens", write_cfg("c2.toml", cfg_text(out2, workers=2)))
+        check(rc == 0 and open(os.path.join(out2, "sens_analysis/sens.csv")).read() == csv1,
+              "workers = 2 gives the same sens.csv as workers = 1")
+
+        bad = {
+            "missing model": (cfg_text(tmp + "/b1", model="nope.pt"), "nope.pt"),
+            "unknown metric": (cfg_text(tmp + "/b2", metric="accuracy"), "'accuracy'"),
+            "data does not match dummy_input": (cfg_text(tmp + "/b3", shape="[1, 1, 32, 32]"),
+                                                "32"),
+            "unknown exclude_layers name": (cfg_text(tmp + "/b4",
+                                                     extra='exclude_layers = ["stem.9"]'),
+                                            "stem.9"),
+            "TOML syntax error": (cfg_text(tmp + "/b5") + "\nthis is = = wrong\n", ":"),
+            "unknown key": (cfg_text(tmp + "/b6", extra="sparsitys = [0.1]"), "sparsitys"),
+        }
+        for i, (what, (text, needle)) in enumerate(bad.items()):
+            path = write_cfg(f"bad{i}.toml", text)
+            rc, so, se = run("run", path)
+            check(rc == 1 and needle in se and "error" in se, f"{what}: rc={rc} {se.strip()!r}")
+            if what in ("TOML syntax error", "unknown key"):
+                check(f"bad{i}.toml:" in se, f"{what} names file:line:col: {se.strip()!r}")
+else:
+    print("cli: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist): run/sens skipped")
+
 print(f"cli: {checks} checks, {failures} failed")
 sys.exit(1 if failures else 0)

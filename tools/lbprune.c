@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct command {
     const char *name;
@@ -583,6 +584,97 @@ out:
     return rc;
 }
 
+/* ---- run, sens ------------------------------------------------------------------------------ */
+static const char run_usage[] =
+    "Usage: lbprune run cfg.toml\n"
+    "\n"
+    "The whole compression job of a configuration file: measure the metric of the\n"
+    "original model on the data, measure every prunable channel group at every\n"
+    "sparsity (sens_analysis/sens.csv, written as it goes: an interrupted run started\n"
+    "again resumes), choose per group the largest sparsity whose metric stays within\n"
+    "metric_thres (or meet target_macs / target_params), prune every group at once,\n"
+    "evaluate the result and write pruned.pt, pruned.pth, pruned.channels.json,\n"
+    "pruned_full.pth (with [model] full_model), prune_report.json and summary.json\n"
+    "into [run] output_dir. A [prune] config_list skips the analysis.\n"
+    "The keys of cfg.toml are listed in README.md.\n"
+    "\n"
+    "Examples:\n"
+    "  lbprune run examples/fashion_mnist/cfg.toml\n"
+    "  lbprune sens examples/fashion_mnist/cfg.toml   # the analysis only\n";
+
+static const char sens_usage[] =
+    "Usage: lbprune sens cfg.toml\n"
+    "\n"
+    "Only the sensitivity analysis of 'lbprune run': the baseline metric and, for\n"
+    "every prunable channel group and sparsity, the metric with that group pruned,\n"
+    "written to <output_dir>/sens_analysis/sens.csv and sens.json (resumable).\n"
+    "\n"
+    "Example:\n"
+    "  lbprune sens examples/fashion_mnist/cfg.toml\n";
+
+static int tty_progress;
+
+static void show_progress(void *user, const char *group, double sparsity, double value,
+                          size_t done, size_t total, double eta_s)
+{
+    (void)user;
+    if (tty_progress)
+        fprintf(stderr, "\r\033[K[%zu/%zu] %s @ %.2f: %.5f  (ETA %.0f s)", done, total, group,
+                sparsity, value, eta_s);
+    else
+        fprintf(stderr, "[%zu/%zu] %s @ %.2f: %.5f (ETA %.0f s)\n", done, total, group, sparsity,
+                value, eta_s);
+}
+
+static void show_log(void *user, npe_log_level level, const char *msg)
+{
+    (void)user;
+    /* errors are printed once, by fail(), from the context's last error */
+    if (level == NPE_LOG_WARN || level == NPE_LOG_INFO)
+        fprintf(stderr, "%s%s: %s\n", tty_progress ? "\r\033[K" : "",
+                level == NPE_LOG_WARN ? "warning" : "info", msg);
+}
+
+static int run_job(const char *name, int argc, char **argv, unsigned flags)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error(name, "%s", argc < 2 ? "missing cfg.toml" : "expected exactly one cfg.toml");
+    npe_ctx *ctx = NULL;
+    npe_config *cfg = NULL;
+    char *summary = NULL;
+    int r = npe_ctx_create(&ctx);
+    if (r)
+        return fail(NULL, r);
+    tty_progress = isatty(fileno(stderr));
+    npe_ctx_set_log(ctx, show_log, NULL);
+    npe_run_callbacks cb = {show_progress, NULL, NULL};
+    if ((r = npe_config_load(ctx, argv[1], &cfg)) || (r = npe_run(ctx, cfg, flags, &cb, &summary))) {
+        if (tty_progress)
+            fputc('\n', stderr);
+        fail(ctx, r);
+        npe_config_destroy(cfg);
+        npe_ctx_destroy(ctx);
+        return 1;
+    }
+    if (tty_progress)
+        fputc('\n', stderr);
+    fputs(summary ? summary : "", stdout);
+    npe_free(summary);
+    npe_config_destroy(cfg);
+    npe_ctx_destroy(ctx);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    return run_job("run", argc, argv, 0);
+}
+
+static int cmd_sens(int argc, char **argv)
+{
+    return run_job("sens", argc, argv, NPE_RUN_ANALYSIS_ONLY);
+}
+
 /* ---- version, help -------------------------------------------------------------------------- */
 static const char version_usage[] =
     "Usage: lbprune version\n"
@@ -610,6 +702,9 @@ static const char help_usage[] =
     "  lbprune help inspect\n";
 
 static const command commands[] = {
+    {"run", "compress a model as cfg.toml says: analysis, choice, pruning, export", run_usage,
+     cmd_run},
+    {"sens", "the sensitivity analysis of 'run' only (sens.csv)", sens_usage, cmd_sens},
     {"inspect", "describe a PyTorch file: kind, records, tensors, modules, parameters",
      inspect_usage, cmd_inspect},
     {"state-dict", "write the tensors of any PyTorch file as a state_dict .pth", state_dict_usage,

@@ -300,6 +300,32 @@ NPE_API void npe_config_destroy(npe_config *cfg);
  * cfg, which must outlive opt's use. */
 NPE_API int npe_config_prune_options(const npe_config *cfg, npe_prune_options *opt);
 
+/* ---- Sensitivity analysis and compression (the whole job of `lbprune run`) ----------------------
+ * From a configuration file: load [model], read [data], measure [metric] on the original model,
+ * then for every prunable group and sparsity the metric of the model with only that group pruned
+ * (written as it goes to <output_dir>/sens_analysis/sens.csv and sens.json, resumable: a run
+ * stopped at any point and started again with the same configuration skips what is done), choose
+ * per group the largest sparsity whose metric stays within metric_thres (or meet target_macs /
+ * target_params), prune every group at once, evaluate the result, and write pruned.pt,
+ * pruned.pth + pruned.channels.json, pruned_full.pth (when [model] full_model is given),
+ * prune_report.json and summary.json into output_dir. A [prune] config_list skips the analysis. */
+typedef struct npe_run_callbacks {
+    /* After every measured (group, sparsity): values done of total, estimated seconds left. */
+    void (*progress)(void *user, const char *group, double sparsity, double value, size_t done,
+                     size_t total, double eta_s);
+    /* Nonzero stops the analysis (measured values are kept); the run returns NPE_ECANCELED. */
+    int (*cancel)(void *user);
+    void *user;
+} npe_run_callbacks;
+
+enum { NPE_RUN_ANALYSIS_ONLY = 1 /* stop after sens.csv (`lbprune sens`) */ };
+
+/* Run the job of cfg. cb may be NULL. *summary (may be NULL) receives a printable table: metric
+ * before/after, params and MACs before/after, per group the chosen sparsity and channels; release
+ * it with npe_free. Log messages go to the context's log callback. */
+NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const npe_run_callbacks *cb,
+                    char **summary);
+
 /* Free memory the library handed to the caller. NULL is accepted. */
 NPE_API void npe_free(void *p);
 

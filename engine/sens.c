@@ -1,0 +1,877 @@
+/* Sensitivity analysis: baseline pass with a batch cache, (group, sparsity) evaluations handed to
+ * worker threads in serial order, durable recording, then the per-group choice. */
+#define _POSIX_C_SOURCE 200809L
+#include "sens.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels/cpu/threadpool.h"
+#include "exec.h"
+
+static const double default_sparsities[] = {0.1, 0.2, 0.3, 0.4, 0.5};
+
+void npe_sens_options_init(npe_sens_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->batch_size = 32;
+    npe_metric_opts_init(&o->metric, NPE_METRIC_TOP1);
+    o->channel_alignment = 2;
+    o->early_stop_mode = NPE_EARLY_STOP_NONE;
+    o->ori_metric = NAN;
+    o->workers = 1;
+    o->cache_bytes = (size_t)1 << 30;
+}
+
+/* ---- Shared state ---------------------------------------------------------------------------- */
+typedef struct sbatch {
+    int64_t start, n;
+    int cached;      /* in, tgt (and ref for fidelity) are held for every evaluation */
+    npe_array in, tgt;
+    npe_array *ref;  /* n_out arrays (fidelity, cached) */
+} sbatch;
+
+typedef struct shared {
+    const npe_sens_options *o;
+    const npe_graph *base;  /* clone of the caller's graph, inferred by npe_groups_find: read only */
+    const npe_groups *G;
+    npe_kernels k;
+    npe_sens_table *t;
+    int *tg2G;              /* table group -> G group */
+    int fidelity;
+    int n_out;              /* outputs a run returns: all for fidelity, else the first */
+    sbatch *batches;
+    int64_t nb;
+    int all_cached;
+    /* work */
+    pthread_mutex_t mu;
+    size_t *item_g, *item_i;
+    unsigned char *taken;
+    size_t n_items, cursor;
+    int stop, canceled, rc;
+    npe_error err;
+    size_t evaluated;
+    double t0;
+} shared;
+
+typedef struct worker {
+    shared *sh;
+    npe_kpool *pool;
+    npe_kexec kx;
+    npe_graph *ref_graph;   /* the original model: baseline, references not cached */
+    npe_exec *ref_exec;
+    npe_metric *metric;
+    pthread_t th;
+    int started;
+} worker;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void slog(const npe_sens_options *o, npe_log_level lv, const char *fmt, ...) NPE_PRINTF(3, 4);
+static void slog(const npe_sens_options *o, npe_log_level lv, const char *fmt, ...)
+{
+    if (!o->log)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    o->log(o->log_user, lv, msg);
+}
+
+static void free_arrays(npe_array *a, int n)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < n; i++)
+        npe_array_free(&a[i]);
+}
+
+/* ---- Workers' resources ---------------------------------------------------------------------- */
+static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_error *err)
+{
+    memset(w, 0, sizeof(*w));
+    w->sh = sh;
+    if (nthreads > 1)
+        w->pool = npe_kpool_create(nthreads); /* NULL: serial, still correct */
+    npe_kexec_init(&w->kx, w->pool, NULL, 0);
+    int r = npe_metric_create(&sh->o->metric, &w->metric, err);
+    if (r)
+        return r;
+    if (need_ref) {
+        if ((r = npe_graph_clone(sh->base, &w->ref_graph)))
+            return npe_error_set(err, r, "out of memory cloning the model");
+        if ((r = npe_exec_create(w->ref_graph, &sh->k, 0, &w->ref_exec, err)))
+            return r;
+    }
+    return 0;
+}
+
+static void worker_fini(worker *w)
+{
+    npe_exec_destroy(w->ref_exec);
+    npe_graph_destroy(w->ref_graph);
+    npe_metric_destroy(w->metric);
+    npe_kpool_destroy(w->pool);
+    memset(w, 0, sizeof(*w));
+}
+
+/* Inputs, targets and references of batch b: the cached ones, or read (and computed) now into
+ * the caller's arrays (*owned = 1: free them). */
+static int get_batch(worker *w, int64_t b, const npe_array **in, const npe_array **tgt,
+                     const npe_array **ref, npe_array *own_in, npe_array *own_tgt,
+                     npe_array *own_ref, npe_error *err)
+{
+    shared *sh = w->sh;
+    sbatch *B = &sh->batches[b];
+    if (B->cached) {
+        *in = &B->in;
+        *tgt = &B->tgt;
+        *ref = B->ref;
+        return 0;
+    }
+    int r = npe_dataset_read(sh->o->data, B->start, B->n, own_in, own_tgt, err);
+    if (r)
+        return r;
+    *in = own_in;
+    *tgt = own_tgt;
+    *ref = NULL;
+    if (sh->fidelity) {
+        if ((r = npe_exec_run(w->ref_exec, &w->kx, own_in, 1, own_ref, sh->n_out, err))) {
+            npe_error_prefix(err, "original model on samples %lld..%lld", (long long)B->start,
+                             (long long)(B->start + B->n - 1));
+            return r;
+        }
+        *ref = own_ref;
+    }
+    return 0;
+}
+
+/* The metric of graph pg over the data set. */
+static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
+{
+    shared *sh = w->sh;
+    npe_exec *x = NULL;
+    int r = npe_exec_create(pg, &sh->k, 0, &x, err);
+    if (r)
+        return r;
+    npe_metric_reset(w->metric);
+    npe_array *outs = calloc((size_t)sh->n_out, sizeof(*outs));
+    npe_array *own_ref = calloc((size_t)sh->n_out, sizeof(*own_ref));
+    if (!outs || !own_ref) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t b = 0; b < sh->nb && !r; b++) {
+        npe_array own_in = {0}, own_tgt = {0};
+        const npe_array *in, *tgt, *ref;
+        if ((r = get_batch(w, b, &in, &tgt, &ref, &own_in, &own_tgt, own_ref, err))) {
+            npe_array_free(&own_in);
+            npe_array_free(&own_tgt);
+            break;
+        }
+        if ((r = npe_exec_run(x, &w->kx, in, 1, outs, sh->n_out, err))) {
+            npe_error_prefix(err, "samples %lld..%lld", (long long)sh->batches[b].start,
+                             (long long)(sh->batches[b].start + sh->batches[b].n - 1));
+        } else if (sh->fidelity) {
+            r = npe_metric_update_multi(w->metric, outs, ref, sh->n_out, err);
+        } else {
+            r = npe_metric_update(w->metric, &outs[0], tgt, err);
+        }
+        free_arrays(outs, sh->n_out);
+        free_arrays(own_ref, sh->n_out);
+        npe_array_free(&own_in);
+        npe_array_free(&own_tgt);
+    }
+    if (!r)
+        r = npe_metric_value(w->metric, value, err);
+out:
+    free(outs);
+    free(own_ref);
+    npe_exec_destroy(x);
+    return r;
+}
+
+/* Prune a clone of the base graph at (group gi, sparsity s) and measure it. */
+static int evaluate_pair(worker *w, int gi, double s, double *value, npe_error *err)
+{
+    shared *sh = w->sh;
+    npe_graph *pg = NULL;
+    npe_prune_plan *plan = NULL;
+    int r = npe_graph_clone(sh->base, &pg);
+    if (r)
+        return npe_error_set(err, r, "out of memory cloning the model");
+    if (!(r = npe_prune_plan_create(sh->G, &plan)) &&
+        !(r = npe_prune_select(sh->base, sh->G, gi, s, sh->o->channel_alignment, plan, err)) &&
+        !(r = npe_prune_apply(pg, sh->G, plan, err)))
+        r = evaluate(w, pg, value, err);
+    else if (r && !err->msg[0])
+        npe_error_set(err, r, "out of memory");
+    npe_prune_plan_destroy(plan);
+    npe_graph_destroy(pg);
+    return r;
+}
+
+/* ---- The work loop --------------------------------------------------------------------------- */
+/* Next pair to hand out, in serial order, skipping pairs taken or no longer pending (under mu). */
+static int next_item(shared *sh, size_t *k_out)
+{
+    while (sh->cursor < sh->n_items &&
+           (sh->taken[sh->cursor] ||
+            !npe_sens_pending(sh->t, sh->item_g[sh->cursor], sh->item_i[sh->cursor])))
+        sh->cursor++;
+    for (size_t k = sh->cursor; k < sh->n_items; k++)
+        if (!sh->taken[k] && npe_sens_pending(sh->t, sh->item_g[k], sh->item_i[k])) {
+            *k_out = k;
+            return 1;
+        }
+    return 0;
+}
+
+static void fail_locked(shared *sh, int r, const npe_error *e)
+{
+    if (!sh->rc) {
+        sh->rc = r;
+        sh->err = *e;
+        if (!sh->err.code)
+            sh->err.code = r;
+    }
+    sh->stop = 1;
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    shared *sh = w->sh;
+    const npe_sens_options *o = sh->o;
+    pthread_mutex_lock(&sh->mu);
+    for (;;) {
+        size_t k;
+        if (sh->stop || !next_item(sh, &k))
+            break;
+        if (o->cancel && o->cancel(o->cancel_user)) {
+            sh->canceled = 1;
+            sh->stop = 1;
+            break;
+        }
+        sh->taken[k] = 1;
+        size_t tg = sh->item_g[k], ti = sh->item_i[k];
+        const npe_sens_group *grp = &sh->t->groups[tg];
+        double s = grp->sparsities[ti];
+        int gi = sh->tg2G[tg];
+        pthread_mutex_unlock(&sh->mu);
+
+        npe_error e = {0};
+        double v = NAN;
+        int r = evaluate_pair(w, gi, s, &v, &e);
+
+        pthread_mutex_lock(&sh->mu);
+        if (r) {
+            char sb[NPE_SENS_NUM_MAX];
+            npe_sens_format_shortest(s, sb);
+            npe_error_prefix(&e, "group '%s' at sparsity %s", grp->name, sb);
+            fail_locked(sh, r, &e);
+            break;
+        }
+        if ((r = npe_sens_record(sh->t, tg, ti, v, &e))) {
+            fail_locked(sh, r, &e);
+            break;
+        }
+        sh->evaluated++;
+        char sb[NPE_SENS_NUM_MAX], vb[NPE_SENS_NUM_MAX];
+        npe_sens_format_shortest(s, sb);
+        npe_sens_format_value(v, vb);
+        slog(o, NPE_LOG_DEBUG, "group '%s' sparsity %s: %s %s", grp->name, sb,
+             sh->t->metric, vb);
+        if (o->progress) {
+            npe_sens_progress_info p = {0};
+            p.group = grp->name;
+            p.sparsity = s;
+            p.value = v;
+            npe_sens_progress(sh->t, &p.done, &p.total);
+            p.evaluated = sh->evaluated;
+            p.elapsed_s = now_s() - sh->t0;
+            p.eta_s = p.elapsed_s / (double)sh->evaluated * (double)(p.total - p.done);
+            o->progress(o->progress_user, &p);
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return NULL;
+}
+
+/* ---- Setup helpers --------------------------------------------------------------------------- */
+static int known_layer(const npe_graph *g, const npe_groups *G, const char *name)
+{
+    if (npe_groups_find_name(G, name) >= 0)
+        return 1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(npe_layer_name(g, i), name) == 0 || strcmp(g->nodes[i].scope, name) == 0)
+            return 1;
+    return 0;
+}
+
+static int check_options(const npe_graph *g, const npe_sens_options *o, npe_error *err)
+{
+    if (!o->data)
+        return npe_error_set(err, NPE_EINVAL, "sensitivity analysis: no data set given");
+    if (!o->inputs || o->n_inputs != 1 || g->n_inputs != 1)
+        return npe_error_set(err, NPE_EUNSUPPORTED,
+                             "sensitivity analysis needs a model with exactly one input and its "
+                             "dummy_input shape (the model has %d input(s), %d shape(s) given)",
+                             g->n_inputs, o->inputs ? o->n_inputs : 0);
+    if (g->n_outputs < 1)
+        return npe_error_set(err, NPE_EINVAL, "the model has no output");
+    if (o->channel_alignment < 1)
+        return npe_error_set(err, NPE_EINVAL, "channel_alignment must be >= 1, not %d",
+                             o->channel_alignment);
+    if (!isfinite(o->metric_thres) || o->metric_thres < 0)
+        return npe_error_set(err, NPE_EINVAL, "metric_thres must be a finite number >= 0, not %g",
+                             o->metric_thres);
+    if (!isnan(o->ori_metric) && !isfinite(o->ori_metric))
+        return npe_error_set(err, NPE_EINVAL, "ori_metric must be finite, not %g", o->ori_metric);
+    if (o->target_macs != 0 && o->target_params != 0)
+        return npe_error_set(err, NPE_EINVAL, "give target_macs or target_params, not both");
+    double tg = o->target_macs != 0 ? o->target_macs : o->target_params;
+    if (tg != 0 && !(tg > 0 && tg <= 1))
+        return npe_error_set(err, NPE_EINVAL, "%s must be in (0, 1], not %g",
+                             o->target_macs != 0 ? "target_macs" : "target_params", tg);
+    for (size_t i = 0; i < o->n_sparsities_dict; i++)
+        if (!o->sparsities_dict[i].name || !o->sparsities_dict[i].sparsities ||
+            !o->sparsities_dict[i].n_sparsities)
+            return npe_error_set(err, NPE_EINVAL, "sparsities_dict entry %zu has no name or no "
+                                 "sparsities", i);
+    return 0;
+}
+
+/* The data set against dummy_input and the metric's needs. */
+static int check_data(const npe_sens_options *o, const npe_dataset_info *di, npe_error *err)
+{
+    const npe_tshape *in = &o->inputs[0];
+    int same = di->sample_ndim + 1 == in->ndim;
+    for (int d = 0; same && d < di->sample_ndim; d++)
+        same = di->sample_shape[d] == in->d[d + 1];
+    if (!same) {
+        char a[160] = "", b[160] = "";
+        size_t la = 0, lb = 0;
+        for (int d = 0; d < di->sample_ndim && la < sizeof(a) - 24; d++)
+            la += (size_t)snprintf(a + la, sizeof(a) - la, "%s%lld", d ? "," : "",
+                                   (long long)di->sample_shape[d]);
+        for (int d = 1; d < in->ndim && lb < sizeof(b) - 24; d++)
+            lb += (size_t)snprintf(b + lb, sizeof(b) - lb, "%s%lld", d > 1 ? "," : "",
+                                   (long long)in->d[d]);
+        return npe_error_set(err, NPE_EINVAL,
+                             "the data set's samples are [%s] but dummy_input gives [%s] per "
+                             "sample: resize/crop the data or fix dummy_input", a, b);
+    }
+    if (di->size < 1)
+        return npe_error_set(err, NPE_EINVAL, "the data set is empty");
+    npe_metric_input need = npe_metric_needs(o->metric.kind);
+    if (need == NPE_METRIC_NEEDS_LABELS && di->target != NPE_TARGET_LABELS)
+        return npe_error_set(err, NPE_EINVAL, "metric %s needs class labels, and the data set has "
+                             "%s", npe_metric_name(o->metric.kind),
+                             di->target == NPE_TARGET_MASKS ? "masks" : "none (use fidelity)");
+    if (need == NPE_METRIC_NEEDS_MASKS && di->target != NPE_TARGET_MASKS)
+        return npe_error_set(err, NPE_EINVAL, "metric %s needs segmentation masks, and the data set "
+                             "has %s", npe_metric_name(o->metric.kind),
+                             di->target == NPE_TARGET_LABELS ? "class labels" : "none");
+    return 0;
+}
+
+/* Table of groups: members, channels, sparsity list or skip reason. */
+static int build_table(shared *sh, const npe_sens_options *o, npe_error *err)
+{
+    const npe_graph *g = sh->base;
+    const npe_groups *G = sh->G;
+    npe_sens_table *t = sh->t;
+    int r = 0;
+    const char **dict_names = NULL;
+    const char **members = NULL;
+    if (o->n_sparsities_dict &&
+        !(dict_names = calloc(o->n_sparsities_dict, sizeof(*dict_names))))
+        return npe_error_set(err, NPE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < o->n_sparsities_dict; i++) {
+        dict_names[i] = o->sparsities_dict[i].name;
+        if (!known_layer(g, G, dict_names[i])) {
+            r = npe_error_set(err, NPE_ENOTFOUND, "sparsities_dict: '%s' is no layer of %s",
+                              dict_names[i], g->origin ? g->origin : "the model");
+            goto out;
+        }
+    }
+    for (int i = 0; i < o->n_exclude_layers; i++)
+        if (!o->exclude_layers[i] || !known_layer(g, G, o->exclude_layers[i])) {
+            r = npe_error_set(err, NPE_ENOTFOUND, "exclude_layers: '%s' is no layer of %s",
+                              o->exclude_layers[i] ? o->exclude_layers[i] : "(null)",
+                              g->origin ? g->origin : "the model");
+            goto out;
+        }
+    if (!(sh->tg2G = calloc((size_t)G->n_groups + 1, sizeof(int))) ||
+        !(members = calloc((size_t)G->n_producers + 1, sizeof(*members)))) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int gi = 0; gi < G->n_groups; gi++) {
+        const npe_group *grp = &G->groups[gi];
+        size_t nm = 0;
+        for (int p = 0; p < grp->n_producers; p++) {
+            const npe_producer *pr = &G->producers[grp->producers[p]];
+            if (pr->shared)
+                continue;
+            const char *ln = npe_layer_name(g, pr->node);
+            int dup = 0;
+            for (size_t q = 0; q < nm; q++)
+                dup |= strcmp(members[q], ln) == 0;
+            if (!dup)
+                members[nm++] = ln;
+        }
+        char why[512];
+        npe_sens_group_spec spec = {0};
+        spec.name = grp->name;
+        spec.members = members;
+        spec.n_members = nm;
+        spec.channels = grp->channels;
+        spec.sparsities = o->sparsities ? o->sparsities : default_sparsities;
+        spec.n_sparsities = o->sparsities ? o->n_sparsities : 5;
+        int ex = npe_prune_excluded(g, G, gi, o->exclude_layers, o->n_exclude_layers);
+        int di = o->n_sparsities_dict
+                     ? npe_prune_excluded(g, G, gi, dict_names, (int)o->n_sparsities_dict)
+                     : -1;
+        if (!grp->prunable) {
+            spec.skip_reason = grp->reason ? grp->reason : "not prunable";
+        } else if (ex >= 0) {
+            snprintf(why, sizeof(why), "excluded by exclude_layers ('%s')", o->exclude_layers[ex]);
+            spec.skip_reason = why;
+        } else if (di >= 0) {
+            spec.sparsities = o->sparsities_dict[di].sparsities;
+            spec.n_sparsities = o->sparsities_dict[di].n_sparsities;
+        }
+        int idx = npe_sens_add_group(t, &spec, err);
+        if (idx < 0) {
+            r = idx;
+            goto out;
+        }
+        sh->tg2G[idx] = gi;
+        if (spec.skip_reason)
+            slog(o, NPE_LOG_INFO, "group '%s' skipped: %s", grp->name, spec.skip_reason);
+    }
+out:
+    free(members);
+    free(dict_names);
+    return r;
+}
+
+/* The baseline pass on worker w (the original model): fills the cache, returns the metric. */
+static int baseline_pass(worker *w, double *measured, npe_error *err)
+{
+    shared *sh = w->sh;
+    size_t left = sh->o->cache_bytes;
+    int r = 0;
+    npe_metric_reset(w->metric);
+    sh->all_cached = 1;
+    for (int64_t b = 0; b < sh->nb && !r; b++) {
+        sbatch *B = &sh->batches[b];
+        npe_array in = {0}, tgt = {0};
+        npe_array *outs = calloc((size_t)sh->n_out, sizeof(*outs));
+        if (!outs)
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        if ((r = npe_dataset_read(sh->o->data, B->start, B->n, &in, &tgt, err))) {
+            free(outs);
+            break;
+        }
+        if ((r = npe_exec_run(w->ref_exec, &w->kx, &in, 1, outs, sh->n_out, err)))
+            npe_error_prefix(err, "original model on samples %lld..%lld", (long long)B->start,
+                             (long long)(B->start + B->n - 1));
+        else if (!sh->fidelity)
+            r = npe_metric_update(w->metric, &outs[0], &tgt, err);
+        size_t bytes = in.nbytes + tgt.nbytes;
+        for (int i = 0; sh->fidelity && i < sh->n_out; i++)
+            bytes += outs[i].nbytes;
+        if (!r && bytes <= left) {
+            left -= bytes;
+            B->cached = 1;
+            B->in = in;
+            B->tgt = tgt;
+            if (sh->fidelity) {
+                B->ref = outs;
+                outs = NULL;
+            }
+        } else {
+            sh->all_cached = 0;
+            npe_array_free(&in);
+            npe_array_free(&tgt);
+        }
+        free_arrays(outs, sh->n_out);
+        free(outs);
+    }
+    if (r)
+        return r;
+    if (sh->fidelity) {
+        *measured = 1.0; /* the original against itself, by definition */
+        return 0;
+    }
+    return npe_metric_value(w->metric, measured, err);
+}
+
+static int64_t kept_of(int64_t C, double s, int align)
+{
+    return npe_prune_kept_count(C, s, align);
+}
+
+/* MACs or params saved when only group gi is pruned at s (for the target policy). */
+static int saving_of(const shared *sh, int gi, double s, enum npe_target_kind kind, int64_t total,
+                     double *out, npe_error *err)
+{
+    npe_graph *pg = NULL;
+    npe_prune_plan *plan = NULL;
+    npe_counts c = {0};
+    int r = npe_graph_clone(sh->base, &pg);
+    if (r)
+        return npe_error_set(err, r, "out of memory cloning the model");
+    if (!(r = npe_prune_plan_create(sh->G, &plan)) &&
+        !(r = npe_prune_select(sh->base, sh->G, gi, s, sh->o->channel_alignment, plan, err)) &&
+        !(r = npe_prune_apply(pg, sh->G, plan, err)) && !(r = npe_count(pg, &c, err)))
+        *out = (double)(total - (kind == NPE_TARGET_MACS ? c.macs : c.params));
+    else if (r && !err->msg[0])
+        npe_error_set(err, r, "out of memory");
+    npe_counts_free(&c);
+    npe_prune_plan_destroy(plan);
+    npe_graph_destroy(pg);
+    return r;
+}
+
+static int choose(shared *sh, npe_sens_result *res, npe_error *err)
+{
+    const npe_sens_options *o = sh->o;
+    npe_sens_table *t = &res->table;
+    size_t n = t->n_groups;
+    int r = 0;
+    double *chosen = calloc(n + 1, sizeof(double));
+    int *index = calloc(n + 1, sizeof(int));
+    double **saving = calloc(n + 1, sizeof(double *));
+    if (!chosen || !index || !saving) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    double target = o->target_macs != 0 ? o->target_macs : o->target_params;
+    if (target != 0) {
+        res->target_used = 1;
+        res->target_kind = o->target_macs != 0 ? NPE_TARGET_MACS : NPE_TARGET_PARAMS;
+        int64_t total = res->target_kind == NPE_TARGET_MACS ? res->macs_before : res->params_before;
+        for (size_t g = 0; g < n && !r; g++) {
+            const npe_sens_group *grp = &t->groups[g];
+            if (grp->skip_reason)
+                continue;
+            if (!(saving[g] = calloc(grp->n_sparsities, sizeof(double)))) {
+                r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+                break;
+            }
+            size_t len = npe_sens_row_len(t, g);
+            for (size_t i = 0; i < len && !r; i++)
+                r = saving_of(sh, sh->tg2G[g], grp->sparsities[i], res->target_kind, total,
+                              &saving[g][i], err);
+        }
+        if (!r)
+            r = npe_policy_target(t, res->target_kind, (const double *const *)saving,
+                                  (double)total, target, chosen, index, &res->target, err);
+    } else {
+        r = npe_policy_threshold(t, o->metric_thres, chosen, index, err);
+    }
+    if (r)
+        goto out;
+    if (!(res->choices = calloc(n + 1, sizeof(*res->choices)))) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    res->n_choices = n;
+    for (size_t g = 0; g < n; g++) {
+        npe_sens_choice *c = &res->choices[g];
+        const npe_sens_group *grp = &t->groups[g];
+        c->name = grp->name;
+        c->skip_reason = grp->skip_reason;
+        c->channels = grp->channels;
+        c->sparsity = grp->skip_reason ? 0 : chosen[g];
+        c->index = grp->skip_reason ? -1 : index[g];
+        c->kept = c->sparsity > 0 ? kept_of(grp->channels, c->sparsity, o->channel_alignment)
+                                  : grp->channels;
+    }
+out:
+    for (size_t g = 0; saving && g < n; g++)
+        free(saving[g]);
+    free(saving);
+    free(chosen);
+    free(index);
+    return r;
+}
+
+/* Counts of the original and of the model with every choice applied. */
+static int count_after(shared *sh, npe_sens_result *res, npe_error *err)
+{
+    npe_graph *pg = NULL;
+    npe_prune_plan *plan = NULL;
+    npe_counts c = {0};
+    int r = npe_graph_clone(sh->base, &pg);
+    if (r)
+        return npe_error_set(err, r, "out of memory cloning the model");
+    if (!(r = npe_sens_plan(res, sh->base, sh->G, sh->o->channel_alignment, &plan, err)) &&
+        !(r = npe_prune_apply(pg, sh->G, plan, err)) && !(r = npe_count(pg, &c, err))) {
+        res->params_after = c.params;
+        res->macs_after = c.macs;
+    }
+    npe_counts_free(&c);
+    npe_prune_plan_destroy(plan);
+    npe_graph_destroy(pg);
+    return r;
+}
+
+int npe_sens_plan(const npe_sens_result *r, const npe_graph *g, const npe_groups *G, int align,
+                  npe_prune_plan **out, npe_error *err)
+{
+    *out = NULL;
+    npe_prune_plan *plan = NULL;
+    int rc = npe_prune_plan_create(G, &plan);
+    if (rc)
+        return npe_error_set(err, rc, "out of memory");
+    for (size_t i = 0; i < r->n_choices; i++) {
+        const npe_sens_choice *c = &r->choices[i];
+        if (c->skip_reason || !(c->sparsity > 0))
+            continue;
+        int gi = npe_groups_find_name(G, c->name);
+        if (gi < 0)
+            continue;
+        if ((rc = npe_prune_select(g, G, gi, c->sparsity, align, plan, err))) {
+            npe_prune_plan_destroy(plan);
+            return rc;
+        }
+    }
+    *out = plan;
+    return 0;
+}
+
+void npe_sens_result_free(npe_sens_result *r)
+{
+    if (!r)
+        return;
+    npe_sens_finish(&r->table);
+    free(r->choices);
+    memset(r, 0, sizeof(*r));
+}
+
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
+}
+
+/* ---- The analysis ---------------------------------------------------------------------------- */
+int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_result *res,
+                     npe_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    int r = check_options(g, o, err);
+    if (r)
+        return r;
+    shared sh;
+    memset(&sh, 0, sizeof(sh));
+    sh.o = o;
+    sh.t = &res->table;
+    sh.fidelity = o->metric.kind == NPE_METRIC_FIDELITY;
+    npe_kernels_init_cpu(&sh.k, NPE_KCPU_ALL);
+    int nworkers = o->workers > 1 ? o->workers : 1;
+    int nthreads = o->threads > 0 ? o->threads : online_cpus() / nworkers;
+    if (nthreads < 1)
+        nthreads = 1;
+    worker *W = NULL;
+    npe_graph *base = NULL;
+    npe_groups *G = NULL;
+    int mutex_ok = 0;
+
+    npe_dataset_info di;
+    npe_dataset_get_info(o->data, &di);
+    if ((r = check_data(o, &di, err)))
+        return r;
+    int64_t n_samples = di.size;
+    if (o->limit > 0 && o->limit < n_samples)
+        n_samples = o->limit;
+    int64_t bs = o->batch_size > 0 ? o->batch_size : 32;
+    sh.n_out = sh.fidelity ? g->n_outputs : 1;
+    sh.nb = (n_samples + bs - 1) / bs;
+    if (!(sh.batches = calloc((size_t)sh.nb, sizeof(*sh.batches)))) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free;
+    }
+    for (int64_t b = 0; b < sh.nb; b++) {
+        sh.batches[b].start = b * bs;
+        sh.batches[b].n = n_samples - b * bs < bs ? n_samples - b * bs : bs;
+    }
+
+    /* 1. groups, on a clone the workers share read-only */
+    if ((r = npe_graph_clone(g, &base))) {
+        r = npe_error_set(err, r, "out of memory cloning the model");
+        goto out_free;
+    }
+    if ((r = npe_groups_find(base, o->inputs, o->n_inputs, &G, err)))
+        goto out_free;
+    sh.base = base;
+    sh.G = G;
+
+    /* 2. baseline (fills the cache) on worker 0 */
+    if (!(W = calloc((size_t)nworkers, sizeof(*W)))) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free;
+    }
+    if ((r = worker_init(&W[0], &sh, nthreads, 1, err)))
+        goto out_workers;
+    double measured = NAN;
+    if ((r = baseline_pass(&W[0], &measured, err)))
+        goto out_workers;
+    res->measured_baseline = measured;
+    double baseline = sh.fidelity ? 1.0 : measured;
+    char vb[NPE_SENS_NUM_MAX];
+    npe_sens_format_value(measured, vb);
+    slog(o, NPE_LOG_INFO, "baseline %s over %lld samples: %s (%.17g)",
+         npe_metric_name(o->metric.kind), (long long)n_samples, vb, measured);
+    if (!isnan(o->ori_metric)) {
+        if (fabs(o->ori_metric - measured) > 1e-4)
+            slog(o, NPE_LOG_WARN, "ori_metric %.10g differs from the measured baseline %.10g by "
+                 "more than 1e-4 (different data, preprocessing or model?); ori_metric is used",
+                 o->ori_metric, measured);
+        baseline = o->ori_metric;
+    }
+    if (!isfinite(baseline)) {
+        r = npe_error_set(err, NPE_EINVAL, "the original model's %s is %g: nothing to compare "
+                          "against", npe_metric_name(o->metric.kind), baseline);
+        goto out_workers;
+    }
+    res->baseline = baseline;
+
+    /* the table, resumed from an earlier run */
+    char fp[1024];
+    snprintf(fp, sizeof(fp), "%s;channel_alignment=%d;num_classes=%d;ignore_index=%d;samples=%lld",
+             o->fingerprint ? o->fingerprint : "", o->channel_alignment, o->metric.num_classes,
+             o->metric.ignore_index, (long long)n_samples);
+    npe_sens_config cfg = {0};
+    cfg.metric = npe_metric_name(o->metric.kind);
+    cfg.higher_is_better = npe_metric_higher_is_better(o->metric.kind);
+    cfg.baseline = baseline;
+    cfg.thres = o->metric_thres;
+    cfg.early_stop = o->early_stop_mode;
+    cfg.fingerprint = fp;
+    if ((r = npe_sens_init(sh.t, &cfg, err)))
+        goto out_workers;
+    if (o->output_dir && (r = npe_sens_set_output(sh.t, o->output_dir, err)))
+        goto out_workers;
+    if ((r = build_table(&sh, o, err)))
+        goto out_workers;
+    if (o->output_dir) {
+        npe_sens_resume_info ri = {0};
+        if ((r = npe_sens_resume(sh.t, &ri, err)))
+            goto out_workers;
+        res->restored = ri.restored;
+        res->discarded = ri.discarded;
+        if (ri.found)
+            slog(o, NPE_LOG_INFO, "resumed from %s: %zu value(s) taken over, %zu discarded",
+                 o->output_dir, ri.restored, ri.discarded);
+        if ((r = npe_sens_save(sh.t, err)))
+            goto out_workers;
+    }
+
+    /* 3. the pairs, in serial order */
+    for (size_t tg = 0; tg < sh.t->n_groups; tg++)
+        sh.n_items += sh.t->groups[tg].skip_reason ? 0 : sh.t->groups[tg].n_sparsities;
+    sh.item_g = calloc(sh.n_items + 1, sizeof(size_t));
+    sh.item_i = calloc(sh.n_items + 1, sizeof(size_t));
+    sh.taken = calloc(sh.n_items + 1, 1);
+    if (!sh.item_g || !sh.item_i || !sh.taken) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_workers;
+    }
+    size_t k = 0;
+    for (size_t tg = 0; tg < sh.t->n_groups; tg++)
+        for (size_t i = 0; !sh.t->groups[tg].skip_reason && i < sh.t->groups[tg].n_sparsities;
+             i++) {
+            sh.item_g[k] = tg;
+            sh.item_i[k++] = i;
+        }
+    size_t done0, total0;
+    npe_sens_progress(sh.t, &done0, &total0);
+    slog(o, NPE_LOG_INFO, "sensitivity analysis: %zu of %zu evaluations to run, %d worker(s) x %d "
+         "thread(s)", total0 - done0, total0, nworkers, nthreads);
+
+    /* 4. workers */
+    int need_ref = sh.fidelity && !sh.all_cached;
+    for (int i = 1; i < nworkers; i++)
+        if ((r = worker_init(&W[i], &sh, nthreads, need_ref, err)))
+            goto out_workers;
+    if (pthread_mutex_init(&sh.mu, NULL)) {
+        r = npe_error_set(err, NPE_ENOMEM, "cannot create a mutex");
+        goto out_workers;
+    }
+    mutex_ok = 1;
+    sh.t0 = now_s();
+    for (int i = 1; i < nworkers; i++) {
+        if (pthread_create(&W[i].th, NULL, work, &W[i]))
+            break; /* fewer workers: the others share the work */
+        W[i].started = 1;
+    }
+    work(&W[0]);
+    for (int i = 1; i < nworkers; i++)
+        if (W[i].started)
+            pthread_join(W[i].th, NULL);
+    res->evaluated = sh.evaluated;
+    if (sh.rc) {
+        *err = sh.err;
+        r = sh.rc;
+        goto out_workers;
+    }
+    if (sh.canceled) {
+        r = npe_error_set(err, NPE_ECANCELED, "sensitivity analysis cancelled after %zu "
+                          "evaluation(s); run it again with the same output_dir to resume",
+                          sh.evaluated);
+        goto out_workers;
+    }
+
+    /* 5. counts and choice */
+    npe_counts c0 = {0};
+    if ((r = npe_count(base, &c0, err)))
+        goto out_workers;
+    res->params_before = c0.params;
+    res->macs_before = c0.macs;
+    npe_counts_free(&c0);
+    if ((r = choose(&sh, res, err)) || (r = count_after(&sh, res, err)))
+        goto out_workers;
+
+out_workers:
+    for (int i = 0; W && i < nworkers; i++)
+        worker_fini(&W[i]);
+    free(W);
+    if (mutex_ok)
+        pthread_mutex_destroy(&sh.mu);
+out_free:
+    for (int64_t b = 0; sh.batches && b < sh.nb; b++) {
+        npe_array_free(&sh.batches[b].in);
+        npe_array_free(&sh.batches[b].tgt);
+        free_arrays(sh.batches[b].ref, sh.n_out);
+        free(sh.batches[b].ref);
+    }
+    free(sh.batches);
+    free(sh.item_g);
+    free(sh.item_i);
+    free(sh.taken);
+    free(sh.tg2G);
+    npe_groups_destroy(G);
+    npe_graph_destroy(base);
+    if (r)
+        npe_sens_result_free(res);
+    return r;
+}
