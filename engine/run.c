@@ -21,6 +21,7 @@
 #include "json_writer.h"
 #include "metric.h"
 #include "prune.h"
+#include "report_html.h"
 #include "sens.h"
 
 typedef struct job {
@@ -418,6 +419,29 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
     snprintf(path, sizeof(path), "%s/summary.json", out_dir);
     if ((r = write_file(path, json, &err)))
         goto out_free;
+    {
+        double *chosen = calloc(have_res && res.n_choices ? res.n_choices : 1, sizeof(double));
+        if (!chosen) {
+            r = npe_error_set(&err, NPE_ENOMEM, "out of memory");
+            goto out_free;
+        }
+        for (size_t k = 0; have_res && k < res.n_choices; k++)
+            chosen[k] = res.choices[k].sparsity;
+        npe_html_report hr = {
+            .model = c->model_path, .metric = npe_metric_name(mk),
+            .higher_is_better = npe_metric_higher_is_better(mk),
+            .baseline = have_res ? res.baseline : m_before, .thres = c->metric_thres,
+            .metric_before = m_before, .metric_after = m_after,
+            .params_before = before.params, .params_after = after.params,
+            .macs_before = before.macs, .macs_after = after.macs,
+            .table = have_res ? &res.table : NULL, .chosen = chosen,
+            .n_chosen = have_res ? res.n_choices : 0};
+        snprintf(path, sizeof(path), "%s/report.html", out_dir);
+        r = npe_html_report_write(path, &hr, &err);
+        free(chosen);
+        if (r)
+            goto out_free;
+    }
     tprintf(&sum, "\n%-10s %16s %16s\n", "", "before", "after");
     tprintf(&sum, "%-10s %16.5f %16.5f\n", npe_metric_name(mk), m_before, m_after);
     tprintf(&sum, "%-10s %16lld %16lld  (%.1f%%)\n", "params", (long long)before.params,
@@ -427,7 +451,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
             (long long)after.macs,
             before.macs ? 100.0 * (double)(after.macs - before.macs) / (double)before.macs : 0.0);
     tprintf(&sum, "\nwrote %s/pruned.pt, pruned.pth, pruned.channels.json, %sprune_report.json, "
-                  "summary.json\n", out_dir, c->full_model ? "pruned_full.pth, " : "");
+                  "summary.json, report.html\n", out_dir, c->full_model ? "pruned_full.pth, " : "");
 out_summary:
     r = 0;
     if (summary) {

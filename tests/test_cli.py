@@ -179,9 +179,12 @@ if os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")):
         rc, so, se = run("run", c1)
         check(rc == 0 and "top1" in so and "MACs" in so, f"run on the example: {se[-300:]}")
         for f in ("pruned.pt", "pruned.pth", "pruned.channels.json", "pruned_full.pth",
-                  "prune_report.json", "summary.json", "sens_analysis/sens.csv",
+                  "prune_report.json", "summary.json", "report.html", "sens_analysis/sens.csv",
                   "sens_analysis/sens.json"):
             check(os.path.exists(os.path.join(out1, f)), f"run wrote {f}")
+        html = open(os.path.join(out1, "report.html")).read()
+        check(html.count("<svg") == 3 and "chosen sparsity" in html,
+              "report.html plots every analysed group")
         csv1 = open(os.path.join(out1, "sens_analysis/sens.csv")).read()
         check(csv1.startswith("layername,0.2"), f"sens.csv form: {csv1[:40]!r}")
         rc, so, se = run("sens", c1)
