@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../formats/fileio.h"
 #include "../importers/torchscript.h"
 #include "../importers/ts_export.h"
 #include "../kernels/cpu/threadpool.h"
@@ -136,20 +137,18 @@ static void tprintf(text *t, const char *fmt, ...)
     }
 }
 
+/* Write a text output atomically (formats/fileio.h: temporary file, fsync, rename). */
 static int write_file(const char *path, const char *s, npe_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return npe_error_set(err, NPE_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fputs(s, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return npe_error_set(err, NPE_EIO, "%s: cannot write", path);
+    npe_afile af;
+    int r = npe_afile_open(&af, path, err);
+    if (r)
+        return r;
+    if ((r = npe_afile_write(&af, s, strlen(s), err))) {
+        npe_afile_abort(&af);
+        return r;
     }
-    return 0;
+    return npe_afile_commit(&af, err);
 }
 
 NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const npe_run_callbacks *cb,
