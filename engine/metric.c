@@ -498,6 +498,14 @@ int npe_metric_update(npe_metric *m, const npe_array *output, const npe_array *t
     return npe_metric_update_multi(m, output, target, 1, err);
 }
 
+int npe_metric_update_batch(npe_metric *m, const npe_array *outputs, int n_outputs,
+                            const npe_array *target, const npe_array *references, npe_error *err)
+{
+    if (m->o.kind == NPE_METRIC_FIDELITY)
+        return update_fidelity(m, outputs, references, n_outputs, err);
+    return npe_metric_update_multi(m, outputs, target, 1, err);
+}
+
 int npe_metric_merge(npe_metric *into, const npe_metric *from, npe_error *err)
 {
     if (into->o.kind != from->o.kind || into->o.ignore_index != from->o.ignore_index ||

@@ -86,6 +86,13 @@ int npe_metric_update(npe_metric *m, const npe_array *output, const npe_array *t
 int npe_metric_update_multi(npe_metric *m, const npe_array *outputs, const npe_array *references,
                             int n, npe_error *err);
 
+/* One batch of an evaluation, whatever the kind: the model's n_outputs outputs, the data set's
+ * target (labels or masks; unused by fidelity) and the original model's outputs on the same
+ * inputs (fidelity only; may be NULL otherwise). Classification and segmentation metrics read
+ * outputs[0]. The one entry point the analysis uses, so new kinds need no change there. */
+int npe_metric_update_batch(npe_metric *m, const npe_array *outputs, int n_outputs,
+                            const npe_array *target, const npe_array *references, npe_error *err);
+
 /* into += from (same kind and options; miou: same num_classes once both know it). */
 int npe_metric_merge(npe_metric *into, const npe_metric *from, npe_error *err);
 

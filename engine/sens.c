@@ -185,10 +185,8 @@ static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
         if ((r = npe_exec_run(x, &w->kx, in, 1, outs, sh->n_out, err))) {
             npe_error_prefix(err, "samples %lld..%lld", (long long)sh->batches[b].start,
                              (long long)(sh->batches[b].start + sh->batches[b].n - 1));
-        } else if (sh->fidelity) {
-            r = npe_metric_update_multi(w->metric, outs, ref, sh->n_out, err);
         } else {
-            r = npe_metric_update(w->metric, &outs[0], tgt, err);
+            r = npe_metric_update_batch(w->metric, outs, sh->n_out, tgt, ref, err);
         }
         free_arrays(outs, sh->n_out);
         free_arrays(own_ref, sh->n_out);
@@ -493,7 +491,7 @@ static int baseline_pass(worker *w, double *measured, npe_error *err)
             npe_error_prefix(err, "original model on samples %lld..%lld", (long long)B->start,
                              (long long)(B->start + B->n - 1));
         else if (!sh->fidelity)
-            r = npe_metric_update(w->metric, &outs[0], &tgt, err);
+            r = npe_metric_update_batch(w->metric, outs, sh->n_out, &tgt, NULL, err);
         size_t bytes = in.nbytes + tgt.nbytes;
         for (int i = 0; sh->fidelity && i < sh->n_out; i++)
             bytes += outs[i].nbytes;
