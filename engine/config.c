@@ -508,54 +508,92 @@ static int load_prune(loader *L, const npe_toml_value *t)
     return 0;
 }
 
+/* A config with its defaults; path names it in messages, dir resolves relative paths. */
+static struct npe_config *config_new(const char *path, const char *dir)
+{
+    struct npe_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    if (!(c->path = strdup(path)) || !(c->dir = strdup(dir))) {
+        free(c->path);
+        free(c);
+        return NULL;
+    }
+    c->ori_metric = NAN;
+    c->single_process_mode = 0; /* parallel when [run] workers > 1 */
+    c->scale = 1;
+    return c;
+}
+
+/* Read the sections of c->doc into c. */
+static int config_read(struct npe_config *c, npe_error *err)
+{
+    loader L = {c, err};
+    int r;
+    const npe_toml_value *root = npe_toml_root(c->doc), *t;
+    if ((r = check_keys(&L, root, top_keys, "the file (sections are [model], [data], [metric], "
+                                            "[prune], [run])")))
+        return r;
+    for (size_t i = 0; i < root->u.tab.n; i++)
+        if ((r = want(&L, root->u.tab.vals[i], NPE_TOML_TABLE, root->u.tab.keys[i])))
+            return r;
+    if ((t = npe_toml_get(root, "model")) && (r = load_model(&L, t)))
+        return r;
+    if ((t = npe_toml_get(root, "prune")) && (r = load_prune(&L, t)))
+        return r;
+    if ((t = npe_toml_get(root, "data")) && (r = load_data(&L, t)))
+        return r;
+    if ((t = npe_toml_get(root, "metric")) && (r = load_metric(&L, t)))
+        return r;
+    if ((t = npe_toml_get(root, "run")) && (r = load_run(&L, t)))
+        return r;
+    return 0;
+}
+
 NPE_API int npe_config_load(npe_ctx *ctx, const char *path, npe_config **out)
 {
     npe_ctx_clear_error(ctx);
     if (!path || !out)
         return npe_ctx_error(ctx, NPE_EINVAL, "npe_config_load: NULL argument");
     *out = NULL;
-    struct npe_config *c = calloc(1, sizeof(*c));
-    if (!c || !(c->path = strdup(path)) || !(c->dir = strdup(path))) {
-        if (c)
-            free(c->path);
-        free(c);
+    struct npe_config *c = config_new(path, path);
+    if (!c)
         return npe_ctx_error(ctx, NPE_ENOMEM, "out of memory");
-    }
     char *slash = strrchr(c->dir, '/');
     if (slash)
         *(slash == c->dir ? slash + 1 : slash) = '\0';
     else
         strcpy(c->dir, ".");
-    c->ori_metric = NAN;
-    c->single_process_mode = 0; /* parallel when [run] workers > 1 */
-    c->scale = 1;
     npe_error err = {0};
-    loader L = {c, &err};
     int r = npe_toml_load(path, &c->doc, &err);
-    if (r)
-        goto out_fail;
-    const npe_toml_value *root = npe_toml_root(c->doc), *t;
-    if ((r = check_keys(&L, root, top_keys, "the file (sections are [model], [data], [metric], "
-                                            "[prune], [run])")))
-        goto out_fail;
-    for (size_t i = 0; i < root->u.tab.n; i++)
-        if ((r = want(&L, root->u.tab.vals[i], NPE_TOML_TABLE, root->u.tab.keys[i])))
-            goto out_fail;
-    if ((t = npe_toml_get(root, "model")) && (r = load_model(&L, t)))
-        goto out_fail;
-    if ((t = npe_toml_get(root, "prune")) && (r = load_prune(&L, t)))
-        goto out_fail;
-    if ((t = npe_toml_get(root, "data")) && (r = load_data(&L, t)))
-        goto out_fail;
-    if ((t = npe_toml_get(root, "metric")) && (r = load_metric(&L, t)))
-        goto out_fail;
-    if ((t = npe_toml_get(root, "run")) && (r = load_run(&L, t)))
-        goto out_fail;
+    if (r || (r = config_read(c, &err))) {
+        npe_config_destroy(c);
+        return npe_ctx_fail(ctx, &err);
+    }
     *out = c;
     return 0;
-out_fail:
-    npe_config_destroy(c);
-    return npe_ctx_fail(ctx, &err);
+}
+
+NPE_API int npe_config_parse(npe_ctx *ctx, const char *toml_text, size_t len, const char *base_dir,
+                             npe_config **out)
+{
+    npe_ctx_clear_error(ctx);
+    if (!toml_text || !out)
+        return npe_ctx_error(ctx, NPE_EINVAL, "npe_config_parse: NULL argument");
+    *out = NULL;
+    if (base_dir && !base_dir[0])
+        base_dir = NULL;
+    struct npe_config *c = config_new("config", base_dir ? base_dir : ".");
+    if (!c)
+        return npe_ctx_error(ctx, NPE_ENOMEM, "out of memory");
+    npe_error err = {0};
+    int r = npe_toml_parse(toml_text, len, "config", &c->doc, &err);
+    if (r || (r = config_read(c, &err))) {
+        npe_config_destroy(c);
+        return npe_ctx_fail(ctx, &err);
+    }
+    *out = c;
+    return 0;
 }
 
 NPE_API void npe_config_destroy(npe_config *c)

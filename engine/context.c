@@ -1,6 +1,7 @@
 /* Library context (log callback, last error text), the version queries and npe_free. */
 #include "context.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,16 +25,40 @@ NPE_API void npe_free(void *p)
     free(p);
 }
 
+/* The calling thread's last error and the context it came from (by id: a context made later at
+ * the same address must not inherit it). */
+static _Thread_local uint64_t tl_ctx_id;
+static _Thread_local char tl_msg[NPE_ERROR_MSG_MAX];
+
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t next_id = 1;
+
 NPE_API int npe_ctx_create(npe_ctx **out)
 {
     if (!out)
         return NPE_EINVAL;
-    *out = calloc(1, sizeof(**out));
-    return *out ? NPE_OK : NPE_ENOMEM;
+    npe_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        *out = NULL;
+        return NPE_ENOMEM;
+    }
+    if (pthread_mutex_init(&ctx->lock, NULL)) {
+        free(ctx);
+        *out = NULL;
+        return NPE_ENOMEM;
+    }
+    pthread_mutex_lock(&id_lock);
+    ctx->id = next_id++;
+    pthread_mutex_unlock(&id_lock);
+    *out = ctx;
+    return NPE_OK;
 }
 
 NPE_API void npe_ctx_destroy(npe_ctx *ctx)
 {
+    if (!ctx)
+        return;
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
@@ -47,13 +72,24 @@ NPE_API void npe_ctx_set_log(npe_ctx *ctx, npe_log_fn fn, void *user)
 
 NPE_API const char *npe_ctx_last_error(const npe_ctx *ctx)
 {
-    return ctx ? ctx->last_error : "";
+    if (!ctx)
+        return "";
+    return tl_ctx_id == ctx->id ? tl_msg : ctx->last_error;
+}
+
+static void set_error(npe_ctx *ctx, const char *msg)
+{
+    tl_ctx_id = ctx->id;
+    snprintf(tl_msg, sizeof(tl_msg), "%s", msg);
+    pthread_mutex_lock(&ctx->lock);
+    snprintf(ctx->last_error, sizeof(ctx->last_error), "%s", msg);
+    pthread_mutex_unlock(&ctx->lock);
 }
 
 void npe_ctx_clear_error(npe_ctx *ctx)
 {
     if (ctx)
-        ctx->last_error[0] = '\0';
+        set_error(ctx, "");
 }
 
 int npe_ctx_fail(npe_ctx *ctx, const npe_error *e)
@@ -62,9 +98,9 @@ int npe_ctx_fail(npe_ctx *ctx, const npe_error *e)
     if (!ctx)
         return code;
     const char *msg = e && e->msg[0] ? e->msg : npe_strerror(code);
-    snprintf(ctx->last_error, sizeof(ctx->last_error), "%s", msg);
+    set_error(ctx, msg);
     if (ctx->log)
-        ctx->log(ctx->log_user, NPE_LOG_ERROR, ctx->last_error);
+        ctx->log(ctx->log_user, NPE_LOG_ERROR, tl_msg);
     return code;
 }
 

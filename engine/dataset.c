@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -49,6 +50,11 @@ struct npe_dataset {
     /* idx, npy */
     npe_array in, lab;
     int src_c;                 /* idx: channels in the file */
+    /* callback */
+    const npe_data_source *src;
+    pthread_mutex_t lock;      /* serialises src->read unless src->concurrent */
+    int64_t tshape[NPE_MAX_DIMS]; /* one sample's target */
+    int tndim;
 };
 
 void npe_dataset_opts_init(npe_dataset_opts *o)
@@ -68,6 +74,7 @@ static const char *kind_name(npe_dataset_kind k)
     case NPE_DATASET_IMAGEFOLDER: return "imagefolder";
     case NPE_DATASET_IDX: return "idx";
     case NPE_DATASET_NPY: return "npy";
+    case NPE_DATASET_CALLBACK: return "callback";
     }
     return "?";
 }
@@ -1091,9 +1098,206 @@ static char *dup_opt(const char *s, int *fail)
     return c;
 }
 
+/* ---- Callback sources ------------------------------------------------------------------------- */
+
+static int check_shape(const npe_shape *s, int min_ndim, int max_ndim, const char *what,
+                       npe_error *err)
+{
+    if (s->ndim < min_ndim || s->ndim > max_ndim)
+        return npe_error_set(err, NPE_EINVAL, "data source: %s has %d dims (%d to %d allowed)",
+                             what, s->ndim, min_ndim, max_ndim);
+    for (int i = 0; i < s->ndim; i++)
+        if (s->d[i] < 1 || s->d[i] > ((int64_t)1 << 31))
+            return npe_error_set(err, NPE_EINVAL, "data source: %s dim %d is %" PRId64
+                                 " (1 to 2^31 allowed)", what, i, s->d[i]);
+    return 0;
+}
+
+static int open_callback(const npe_dataset_opts *o, npe_dataset **out, npe_error *err)
+{
+    const npe_data_source *s = o->source;
+    if (!s)
+        return npe_error_set(err, NPE_EINVAL, "dataset: a callback dataset needs a data source");
+    if (!s->read)
+        return npe_error_set(err, NPE_EINVAL, "data source: the read callback is NULL");
+    if (s->n_samples < 1)
+        return npe_error_set(err, NPE_EINVAL, "data source: n_samples is %" PRId64 " (>= 1 "
+                             "needed)", s->n_samples);
+    if (o->resize || o->resize_h || o->crop_h || o->channels || o->bgr || o->nhwc ||
+        o->n_norm || o->root || o->images || o->labels || o->masks)
+        return npe_error_set(err, NPE_EINVAL, "dataset: files and preprocessing options do not "
+                             "apply to a data source (its read callback preprocesses)");
+    if (o->limit < 0)
+        return npe_error_set(err, NPE_EINVAL, "dataset: limit must be >= 0 (0: all), not %" PRId64,
+                             o->limit);
+    int r = check_shape(&s->sample_shape, 1, NPE_MAX_DIMS - 1, "sample_shape", err);
+    if (r)
+        return r;
+    if (s->has_targets) {
+        if ((unsigned)s->target_dtype >= NPE_DTYPE_COUNT)
+            return npe_error_set(err, NPE_EINVAL, "data source: target_dtype %d is no dtype",
+                                 (int)s->target_dtype);
+        if ((r = check_shape(&s->target_shape, 0, NPE_MAX_DIMS - 1, "target_shape", err)))
+            return r;
+    }
+    int64_t snumel = 1, tnumel = 1;
+    for (int i = 0; i < s->sample_shape.ndim; i++)
+        snumel *= s->sample_shape.d[i];
+    for (int i = 0; s->has_targets && i < s->target_shape.ndim; i++)
+        tnumel *= s->target_shape.d[i];
+    if (snumel > ((int64_t)1 << 31) || tnumel > ((int64_t)1 << 31))
+        return npe_error_set(err, NPE_ELIMIT, "data source: one sample has %" PRId64 " input "
+                             "and %" PRId64 " target values (2^31 at most)", snumel, tnumel);
+    npe_dataset *d = calloc(1, sizeof(*d));
+    if (!d)
+        return npe_error_set(err, NPE_ENOMEM, "dataset: out of memory");
+    if (pthread_mutex_init(&d->lock, NULL)) {
+        free(d);
+        return npe_error_set(err, NPE_ENOMEM, "dataset: cannot create a mutex");
+    }
+    d->o = *o;
+    d->src = s;
+    d->n = o->limit > 0 && o->limit < s->n_samples ? o->limit : s->n_samples;
+    d->sample_ndim = s->sample_shape.ndim;
+    memcpy(d->sample_shape, s->sample_shape.d, sizeof(d->sample_shape));
+    d->target = NPE_TARGET_NONE;
+    if (s->has_targets) {
+        d->tndim = s->target_shape.ndim;
+        memcpy(d->tshape, s->target_shape.d, sizeof(d->tshape));
+        int integral = is_integer_dtype(s->target_dtype);
+        if (integral && d->tndim == 0) {
+            d->target = NPE_TARGET_LABELS;
+        } else if (integral && d->tndim == 2) {
+            d->target = NPE_TARGET_MASKS;
+            d->th = d->tshape[0];
+            d->tw = d->tshape[1];
+        } else {
+            d->target = NPE_TARGET_OTHER;
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+/* Integer targets become int64 (what the built-in metrics read). */
+static void widen_targets(const npe_array *raw, npe_array *out)
+{
+    int64_t n = npe_array_numel(raw);
+    int64_t *dst = out->data;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = get_int(raw, (size_t)i);
+}
+
+static int read_callback(const npe_dataset *d, int64_t start, int64_t n, npe_array *inputs,
+                         npe_array *targets, npe_error *err)
+{
+    const npe_data_source *s = d->src;
+    int64_t snumel = 1, tnumel = 1;
+    for (int i = 0; i < d->sample_ndim; i++)
+        snumel *= d->sample_shape[i];
+    for (int i = 0; i < d->tndim; i++)
+        tnumel *= d->tshape[i];
+    size_t tsize = s->has_targets ? npe_dtype_size(s->target_dtype) : 0;
+    if (n > (int64_t)(SIZE_MAX / 16) / (snumel > tnumel ? snumel : tnumel))
+        return npe_error_set(err, NPE_ELIMIT, "data source: a batch of %" PRId64 " samples is "
+                             "too large", n);
+    npe_array in = {0}, raw = {0};
+    in.dtype = NPE_DTYPE_F32;
+    in.ndim = d->sample_ndim + 1;
+    in.shape[0] = n;
+    memcpy(in.shape + 1, d->sample_shape, (size_t)d->sample_ndim * sizeof(int64_t));
+    in.nbytes = (size_t)(n * snumel) * sizeof(float);
+    in.data = calloc(in.nbytes ? in.nbytes : 1, 1);
+    int r = 0;
+    if (s->has_targets) {
+        raw.dtype = s->target_dtype;
+        raw.ndim = d->tndim + 1;
+        raw.shape[0] = n;
+        memcpy(raw.shape + 1, d->tshape, (size_t)d->tndim * sizeof(int64_t));
+        raw.nbytes = (size_t)(n * tnumel) * tsize;
+        raw.data = calloc(raw.nbytes ? raw.nbytes : 1, 1);
+    }
+    if (!in.data || (s->has_targets && !raw.data)) {
+        r = npe_error_set(err, NPE_ENOMEM, "data source: out of memory for a batch of %" PRId64,
+                          n);
+        goto out_fail;
+    }
+    npe_tensor ti, tt;
+    memset(&ti, 0, sizeof(ti));
+    memset(&tt, 0, sizeof(tt));
+    ti.dtype = in.dtype;
+    ti.ndim = in.ndim;
+    memcpy(ti.shape, in.shape, sizeof(ti.shape));
+    ti.data = in.data;
+    ti.nbytes = in.nbytes;
+    if (s->has_targets) {
+        tt.dtype = raw.dtype;
+        tt.ndim = raw.ndim;
+        memcpy(tt.shape, raw.shape, sizeof(tt.shape));
+        tt.data = raw.data;
+        tt.nbytes = raw.nbytes;
+    }
+    char msg[512] = "";
+    if (!s->concurrent)
+        pthread_mutex_lock((pthread_mutex_t *)&d->lock);
+    int rc = s->read(s->user, start, n, &ti, s->has_targets ? &tt : NULL, msg, sizeof(msg));
+    if (!s->concurrent)
+        pthread_mutex_unlock((pthread_mutex_t *)&d->lock);
+    msg[sizeof(msg) - 1] = '\0';
+    if (rc) {
+        int code = rc < 0 && rc >= NPE_ECALLBACK ? rc : NPE_ECALLBACK;
+        if (msg[0])
+            r = npe_error_set(err, code, "data source: reading samples %" PRId64 "..%" PRId64
+                              " failed: %s", start, start + n - 1, msg);
+        else
+            r = npe_error_set(err, code, "data source: reading samples %" PRId64 "..%" PRId64
+                              " failed (returned %d)", start, start + n - 1, rc);
+        goto out_fail;
+    }
+    if (ti.data != in.data || ti.nbytes != in.nbytes || ti.ndim != in.ndim ||
+        ti.dtype != in.dtype || memcmp(ti.shape, in.shape, sizeof(ti.shape)) ||
+        (s->has_targets && (tt.data != raw.data || tt.nbytes != raw.nbytes ||
+                            tt.ndim != raw.ndim || tt.dtype != raw.dtype ||
+                            memcmp(tt.shape, raw.shape, sizeof(tt.shape))))) {
+        r = npe_error_set(err, NPE_ECALLBACK, "data source: reading samples %" PRId64 "..%" PRId64
+                          ": the read callback changed the tensors it was given (fill data, "
+                          "change nothing else)", start, start + n - 1);
+        goto out_fail;
+    }
+    *inputs = in;
+    if (!targets || !s->has_targets) {
+        npe_array_free(&raw);
+        return 0;
+    }
+    if (d->target == NPE_TARGET_OTHER || raw.dtype == NPE_DTYPE_I64) {
+        *targets = raw;
+        return 0;
+    }
+    /* labels and masks of a narrower integer type, widened for the built-in metrics */
+    npe_array w = raw;
+    w.dtype = NPE_DTYPE_I64;
+    w.nbytes = (size_t)(n * tnumel) * sizeof(int64_t);
+    if (!(w.data = malloc(w.nbytes ? w.nbytes : 1))) {
+        r = npe_error_set(err, NPE_ENOMEM, "data source: out of memory for a batch of %" PRId64,
+                          n);
+        memset(inputs, 0, sizeof(*inputs));
+        goto out_fail;
+    }
+    widen_targets(&raw, &w);
+    npe_array_free(&raw);
+    *targets = w;
+    return 0;
+out_fail:
+    npe_array_free(&in);
+    npe_array_free(&raw);
+    return r;
+}
+
 int npe_dataset_open(const npe_dataset_opts *o, npe_dataset **out, npe_error *err)
 {
     *out = NULL;
+    if (o->kind == NPE_DATASET_CALLBACK)
+        return open_callback(o, out, err);
     int r = check_opts(o, err);
     if (r)
         return r;
@@ -1118,6 +1322,7 @@ int npe_dataset_open(const npe_dataset_opts *o, npe_dataset **out, npe_error *er
     case NPE_DATASET_IMAGEFOLDER: r = open_imagefolder(d, err); break;
     case NPE_DATASET_IDX: r = open_idx(d, err); break;
     case NPE_DATASET_NPY: r = open_npy(d, err); break;
+    case NPE_DATASET_CALLBACK: break; /* opened by open_callback */
     }
     if (r)
         goto out_destroy;
@@ -1171,6 +1376,8 @@ void npe_dataset_destroy(npe_dataset *d)
 {
     if (!d)
         return;
+    if (d->src)
+        pthread_mutex_destroy(&d->lock);
     free_strv(d->files, d->n);
     free_strv(d->mask_files, d->n);
     free_strv(d->classes, d->n_classes);
@@ -1264,6 +1471,8 @@ int npe_dataset_read(const npe_dataset *d, int64_t start, int64_t n, npe_array *
     if (start < 0 || n < 1 || start > d->n || n > d->n - start)
         return npe_error_set(err, NPE_EINVAL, "dataset: samples [%" PRId64 ", %" PRId64 ") "
                              "asked, the dataset has %" PRId64, start, start + n, d->n);
+    if (d->src)
+        return read_callback(d, start, n, inputs, targets, err);
     int64_t snumel = 1;
     for (int i = 0; i < d->sample_ndim; i++)
         snumel *= d->sample_shape[i];

@@ -31,6 +31,13 @@
  *   array preprocessed); scale (uint8 only) and mean/std (on dim 1, or on the last dim when nhwc
  *   says the array is stored NHWC) apply; height/width, if given, require [N,C,H,W] (or
  *   [N,H,W,C]) arrays of that size.
+ * NPE_DATASET_CALLBACK: source = the caller's npe_data_source (npengine.h): its read callback fills
+ *   each batch (float32 inputs of its sample shape, targets of its dtype and shape); no
+ *   preprocessing applies (resize, crop, channels, bgr, nhwc, mean/std are refused), limit does.
+ *   Targets: integer dtype with no dims per sample = labels, integer [H,W] = masks, anything
+ *   else NPE_TARGET_OTHER (only custom metrics take those). Reads are serialised by a mutex
+ *   unless the source says it is concurrent; a buffer the callback replaced or reshaped, or a
+ *   label outside int64, is an error.
  * IDX and .npy files are read whole at open; image files are decoded at each read. Images and
  * label PNGs are limited to 2^26 pixels (checked from the header before decoding).
  *
@@ -63,18 +70,21 @@
  *
  * ---- Thread safety ------------------------------------------------------------------------------
  * After npe_dataset_open returns, a dataset is never modified: npe_dataset_read may be called from
- * several threads at once on one dataset (each call allocates its own scratch and outputs). */
+ * several threads at once on one dataset (each call allocates its own scratch and outputs; a
+ * callback source is called under the dataset's mutex unless it is concurrent). */
 
 typedef enum npe_dataset_kind {
     NPE_DATASET_IMAGEFOLDER = 0,
     NPE_DATASET_IDX,
     NPE_DATASET_NPY,
+    NPE_DATASET_CALLBACK,
 } npe_dataset_kind;
 
 typedef enum npe_dataset_target {
     NPE_TARGET_NONE = 0, /* no labels: only label-free metrics (fidelity) apply */
     NPE_TARGET_LABELS,   /* int64 [N]: class indices */
     NPE_TARGET_MASKS,    /* int64 [N,H,W]: class index per pixel */
+    NPE_TARGET_OTHER,    /* callback sources: any dtype and shape, for custom metrics */
 } npe_dataset_target;
 
 typedef struct npe_dataset_opts {
@@ -94,6 +104,7 @@ typedef struct npe_dataset_opts {
     int n_norm;         /* 0: no normalisation; 1 or channels: entries of mean/std used */
     double mean[3], std[3];
     int64_t limit;      /* > 0: only the first `limit` samples (in the order above) */
+    const npe_data_source *source; /* callback: borrowed, must outlive the dataset */
 } npe_dataset_opts;
 
 /* Defaults: kind imagefolder, no paths, no resize/crop, channels 0, RGB, NCHW, scale 1, no

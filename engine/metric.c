@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,15 @@ static const char *const names[NPE_METRIC_COUNT] = {
 };
 _Static_assert(sizeof(names) / sizeof(names[0]) == NPE_METRIC_COUNT, "a name per metric");
 
+static int is_custom(npe_metric_kind k)
+{
+    return k == NPE_METRIC_CUSTOM || k == NPE_METRIC_CUSTOM_LOWER;
+}
+
 const char *npe_metric_name(npe_metric_kind k)
 {
+    if (is_custom(k))
+        return "custom";
     return (unsigned)k < NPE_METRIC_COUNT ? names[k] : "unknown";
 }
 
@@ -133,7 +141,7 @@ int npe_metric_from_name(const char *name, npe_metric_kind *out, npe_error *err)
 
 int npe_metric_higher_is_better(npe_metric_kind k)
 {
-    return k != NPE_METRIC_CROSS_ENTROPY;
+    return k != NPE_METRIC_CROSS_ENTROPY && k != NPE_METRIC_CUSTOM_LOWER;
 }
 
 npe_metric_input npe_metric_needs(npe_metric_kind k)
@@ -142,6 +150,8 @@ npe_metric_input npe_metric_needs(npe_metric_kind k)
     case NPE_METRIC_MIOU:
     case NPE_METRIC_PIXEL_ACCURACY: return NPE_METRIC_NEEDS_MASKS;
     case NPE_METRIC_FIDELITY: return NPE_METRIC_NEEDS_REFERENCE;
+    case NPE_METRIC_CUSTOM:
+    case NPE_METRIC_CUSTOM_LOWER: return NPE_METRIC_NEEDS_ANY;
     default: return NPE_METRIC_NEEDS_LABELS;
     }
 }
@@ -156,7 +166,17 @@ struct npe_metric {
     int k;             /* miou, pixel_accuracy: classes (0 until the first output) */
     int binary;        /* miou, pixel_accuracy: outputs have one channel (logit > 0); -1 unknown */
     uint64_t *conf;    /* k x k, row = target class, column = predicted class */
+    struct custom_state *cs; /* custom kinds */
 };
+
+/* The caller's accumulator. Kept apart so npe_metric_value, which takes a const metric, can end
+ * it and remember the value. */
+typedef struct custom_state {
+    void *acc;
+    int open;          /* acc was begun and not yet ended or discarded */
+    int have_value;
+    double value;
+} custom_state;
 
 void npe_metric_opts_init(npe_metric_opts *o, npe_metric_kind kind)
 {
@@ -178,9 +198,148 @@ static int alloc_conf(npe_metric *m, int k, npe_error *err)
     return 0;
 }
 
+static const char *custom_name(const npe_metric *m)
+{
+    return m->o.custom && m->o.custom->name ? m->o.custom->name : "custom";
+}
+
+static void custom_discard(const npe_metric *m)
+{
+    custom_state *cs = m->cs;
+    if (!cs->open)
+        return;
+    const npe_metric_callbacks *cb = m->o.custom;
+    if (cb->discard) {
+        cb->discard(cb->user, cs->acc);
+    } else {
+        double v;
+        char msg[8];
+        cb->end(cb->user, cs->acc, &v, msg, sizeof(msg));
+    }
+    cs->acc = NULL;
+    cs->open = 0;
+}
+
+/* A callback's failure as an error: its own NPE_E* code when it returned one, else
+ * NPE_ECALLBACK; its message when it wrote one. */
+static int callback_error(npe_error *err, int rc, const char *msg, const char *fmt, ...)
+    NPE_PRINTF(4, 5);
+static int callback_error(npe_error *err, int rc, const char *msg, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    int code = rc < 0 && rc >= NPE_ECALLBACK ? rc : NPE_ECALLBACK;
+    if (msg && msg[0])
+        return npe_error_set(err, code, "%s: %s", what, msg);
+    return npe_error_set(err, code, "%s (returned %d)", what, rc);
+}
+
+static int create_custom(const npe_metric_opts *o, npe_metric **out, npe_error *err)
+{
+    const npe_metric_callbacks *cb = o->custom;
+    if (!cb || !cb->begin || !cb->accumulate || !cb->end)
+        return npe_error_set(err, NPE_EINVAL, "metric callbacks: begin, accumulate and end are "
+                             "required%s", cb ? "" : " (none given)");
+    npe_metric *m = calloc(1, sizeof(*m));
+    custom_state *cs = calloc(1, sizeof(*cs));
+    if (!m || !cs) {
+        free(m);
+        free(cs);
+        return npe_error_set(err, NPE_ENOMEM, "metric: out of memory");
+    }
+    m->o = *o;
+    m->cs = cs;
+    m->binary = -1;
+    *out = m;
+    return 0;
+}
+
+static void to_tensor(const npe_array *a, npe_tensor *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->dtype = a->dtype;
+    t->ndim = a->ndim;
+    memcpy(t->shape, a->shape, sizeof(t->shape));
+    t->data = a->data;
+    t->nbytes = a->nbytes;
+}
+
+static int update_custom(npe_metric *m, const npe_array *outputs, int n_outputs,
+                         const npe_array *target, npe_error *err)
+{
+    const npe_metric_callbacks *cb = m->o.custom;
+    custom_state *cs = m->cs;
+    char msg[512] = "";
+    int rc;
+    if (n_outputs < 1 || outputs[0].ndim < 1)
+        return npe_error_set(err, NPE_EINVAL, "metric '%s': a batch needs at least one output "
+                             "with a batch dim", custom_name(m));
+    int64_t n = outputs[0].shape[0];
+    npe_tensor one[4], *outs = n_outputs <= 4 ? one : malloc((size_t)n_outputs * sizeof(*outs));
+    if (!outs)
+        return npe_error_set(err, NPE_ENOMEM, "metric: out of memory");
+    for (int i = 0; i < n_outputs; i++)
+        to_tensor(&outputs[i], &outs[i]);
+    npe_tensor tgt;
+    int has_tgt = target && target->data && target->ndim > 0;
+    if (has_tgt)
+        to_tensor(target, &tgt);
+    if (!cs->open) {
+        cs->have_value = 0;
+        cs->acc = NULL;
+        if ((rc = cb->begin(cb->user, &cs->acc))) {
+            if (outs != one)
+                free(outs);
+            return callback_error(err, rc, NULL, "metric '%s': begin failed", custom_name(m));
+        }
+        cs->open = 1;
+    }
+    rc = cb->accumulate(cb->user, cs->acc, outs, n_outputs, has_tgt ? &tgt : NULL, msg,
+                        sizeof(msg));
+    if (outs != one)
+        free(outs);
+    msg[sizeof(msg) - 1] = '\0';
+    if (rc)
+        return callback_error(err, rc, msg, "metric '%s': accumulate of a batch of %lld "
+                              "sample(s) failed", custom_name(m), (long long)n);
+    m->samples += n;
+    return 0;
+}
+
+static int value_custom(const npe_metric *m, double *out, npe_error *err)
+{
+    const npe_metric_callbacks *cb = m->o.custom;
+    custom_state *cs = m->cs;
+    if (cs->have_value) {
+        *out = cs->value;
+        return 0;
+    }
+    if (!cs->open)
+        return npe_error_set(err, NPE_EINVAL, "metric '%s': no samples were evaluated",
+                             custom_name(m));
+    char msg[512] = "";
+    double v = NAN;
+    int rc = cb->end(cb->user, cs->acc, &v, msg, sizeof(msg));
+    msg[sizeof(msg) - 1] = '\0';
+    cs->acc = NULL;
+    cs->open = 0;
+    if (rc)
+        return callback_error(err, rc, msg, "metric '%s': end failed after %lld sample(s)",
+                              custom_name(m), (long long)m->samples);
+    cs->value = v;
+    cs->have_value = 1;
+    *out = v;
+    return 0;
+}
+
 int npe_metric_create(const npe_metric_opts *o, npe_metric **out, npe_error *err)
 {
     *out = NULL;
+    if (is_custom(o->kind))
+        return create_custom(o, out, err);
     if ((unsigned)o->kind >= NPE_METRIC_COUNT)
         return npe_error_set(err, NPE_EINVAL, "metric: unknown kind %d", (int)o->kind);
     if (o->num_classes < 0)
@@ -206,6 +365,10 @@ void npe_metric_destroy(npe_metric *m)
 {
     if (!m)
         return;
+    if (m->cs) {
+        custom_discard(m);
+        free(m->cs);
+    }
     free(m->conf);
     free(m);
 }
@@ -217,6 +380,10 @@ void npe_metric_reset(npe_metric *m)
     memset(&m->sum, 0, sizeof(m->sum));
     if (m->conf)
         memset(m->conf, 0, (size_t)m->k * m->k * sizeof(uint64_t));
+    if (m->cs) {
+        custom_discard(m);
+        m->cs->have_value = 0;
+    }
 }
 
 npe_metric_kind npe_metric_get_kind(const npe_metric *m)
@@ -482,6 +649,8 @@ static int update_fidelity(npe_metric *m, const npe_array *outs, const npe_array
 int npe_metric_update_multi(npe_metric *m, const npe_array *outputs, const npe_array *references,
                             int n, npe_error *err)
 {
+    if (m->cs)
+        return update_custom(m, outputs, n, references, err);
     if (m->o.kind == NPE_METRIC_FIDELITY)
         return update_fidelity(m, outputs, references, n, err);
     if (n != 1)
@@ -501,6 +670,8 @@ int npe_metric_update(npe_metric *m, const npe_array *output, const npe_array *t
 int npe_metric_update_batch(npe_metric *m, const npe_array *outputs, int n_outputs,
                             const npe_array *target, const npe_array *references, npe_error *err)
 {
+    if (m->cs)
+        return update_custom(m, outputs, n_outputs, target, err);
     if (m->o.kind == NPE_METRIC_FIDELITY)
         return update_fidelity(m, outputs, references, n_outputs, err);
     return npe_metric_update_multi(m, outputs, target, 1, err);
@@ -508,6 +679,9 @@ int npe_metric_update_batch(npe_metric *m, const npe_array *outputs, int n_outpu
 
 int npe_metric_merge(npe_metric *into, const npe_metric *from, npe_error *err)
 {
+    if (into->cs || from->cs)
+        return npe_error_set(err, NPE_EUNSUPPORTED, "metric '%s': custom metrics cannot be "
+                             "merged", custom_name(into->cs ? into : from));
     if (into->o.kind != from->o.kind || into->o.ignore_index != from->o.ignore_index ||
         into->o.num_classes != from->o.num_classes)
         return npe_error_set(err, NPE_EINVAL, "metric: cannot merge %s into %s (different kind "
@@ -535,8 +709,10 @@ int npe_metric_merge(npe_metric *into, const npe_metric *from, npe_error *err)
 
 int npe_metric_value(const npe_metric *m, double *out, npe_error *err)
 {
-    const char *name = names[m->o.kind];
     *out = NAN;
+    if (m->cs)
+        return value_custom(m, out, err);
+    const char *name = names[m->o.kind];
     if (m->samples == 0)
         return npe_error_set(err, NPE_EINVAL, "%s: no samples were evaluated", name);
     switch (m->o.kind) {

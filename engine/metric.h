@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include <npengine/npengine.h>
+
 #include "../formats/array.h"
 #include "../formats/error.h"
 
@@ -43,7 +45,11 @@ typedef enum npe_metric_kind {
     NPE_METRIC_MIOU,
     NPE_METRIC_PIXEL_ACCURACY,
     NPE_METRIC_FIDELITY,
-    NPE_METRIC_COUNT
+    NPE_METRIC_COUNT, /* built-in kinds above; npe_metric_from_name knows only those */
+    /* Caller callbacks (npe_metric_opts.custom, npengine.h npe_metric_callbacks), as two kinds so
+     * the kind alone says which way is better: */
+    NPE_METRIC_CUSTOM = 32,   /* higher is better */
+    NPE_METRIC_CUSTOM_LOWER,  /* lower is better */
 } npe_metric_kind;
 
 /* What update takes as its target. */
@@ -51,9 +57,11 @@ typedef enum npe_metric_input {
     NPE_METRIC_NEEDS_LABELS = 0, /* int [N] class labels */
     NPE_METRIC_NEEDS_MASKS,      /* int [N,*] class per pixel */
     NPE_METRIC_NEEDS_REFERENCE,  /* the original model's output, same shape as the output */
+    NPE_METRIC_NEEDS_ANY,        /* custom: whatever the data set gives (or nothing) */
 } npe_metric_input;
 
-/* "top1", "top5", "cross_entropy", "miou", "pixel_accuracy", "fidelity". */
+/* "top1", "top5", "cross_entropy", "miou", "pixel_accuracy", "fidelity"; "custom" for both
+ * custom kinds (the callbacks' own name is in npe_metric_opts.custom). */
 const char *npe_metric_name(npe_metric_kind k);
 /* Parse a name above (exact, lower case); an unknown name is NPE_EINVAL with the list. */
 int npe_metric_from_name(const char *name, npe_metric_kind *out, npe_error *err);
@@ -64,6 +72,11 @@ typedef struct npe_metric_opts {
     npe_metric_kind kind;
     int num_classes;  /* miou, pixel_accuracy: K (<= 4096); 0 = the output's channel count */
     int ignore_index; /* miou, pixel_accuracy: target value skipped (default 255; -1 none) */
+    /* custom kinds: the callbacks (borrowed; must outlive every metric made from these opts).
+     * Each npe_metric holds at most one accumulator: begun at the first update after create or
+     * reset, ended by npe_metric_value (which then keeps returning that value until the next
+     * reset), discarded by reset and destroy. Merging custom metrics is not supported. */
+    const npe_metric_callbacks *custom;
 } npe_metric_opts;
 
 /* Defaults for kind: num_classes 0, ignore_index 255. */

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <npengine/npengine.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,29 @@ static int check_options(npe_model *m, const npe_prune_options *opt)
                 return npe_ctx_error(m->ctx, NPE_EINVAL, "input shape %d: dim %d is %lld", i, d,
                                      (long long)sh->d[d]);
     }
+    if (opt->n_groups < 0 || (opt->n_groups > 0 && !opt->groups))
+        return npe_ctx_error(m->ctx, NPE_EINVAL, "groups: %d entries but no array", opt->n_groups);
+    if (opt->n_config_list < 0 || (opt->n_config_list > 0 && !opt->config_list))
+        return npe_ctx_error(m->ctx, NPE_EINVAL, "config_list: %d entries but no array",
+                             opt->n_config_list);
+    if (opt->n_exclude_layers < 0 || (opt->n_exclude_layers > 0 && !opt->exclude_layers))
+        return npe_ctx_error(m->ctx, NPE_EINVAL, "exclude_layers: %d entries but no array",
+                             opt->n_exclude_layers);
+    for (int k = 0; k < opt->n_groups; k++) {
+        const npe_group_prune *e = &opt->groups[k];
+        if (!e->group)
+            return npe_ctx_error(m->ctx, NPE_EINVAL, "groups[%d]: no group name", k);
+        if (e->n_kept < 0 || (e->n_kept > 0 && !e->kept))
+            return npe_ctx_error(m->ctx, NPE_EINVAL, "groups[%d] ('%s'): n_kept is %d but kept "
+                                 "is %s", k, e->group, e->n_kept, e->kept ? "set" : "NULL");
+        if (!e->n_kept && !(e->sparsity >= 0 && e->sparsity < 1))
+            return npe_ctx_error(m->ctx, NPE_EINVAL, "groups[%d] ('%s'): sparsity %g is outside "
+                                 "[0, 1)", k, e->group, e->sparsity);
+        for (int j = 0; j < k; j++)
+            if (opt->groups[j].group && strcmp(opt->groups[j].group, e->group) == 0)
+                return npe_ctx_error(m->ctx, NPE_EINVAL, "groups[%d] and groups[%d] both set "
+                                     "group '%s'", j, k, e->group);
+    }
     if (!(opt->sparsity >= 0 && opt->sparsity < 1))
         return npe_ctx_error(m->ctx, NPE_EINVAL, "sparsity %g is outside [0, 1)", opt->sparsity);
     if (opt->channel_alignment < 1 || opt->channel_alignment > 4096)
@@ -130,6 +154,59 @@ static int check_options(npe_model *m, const npe_prune_options *opt)
         if (!opt->config_list[k].exclude && !(s >= 0 && s < 1))
             return npe_ctx_error(m->ctx, NPE_EINVAL, "config_list[%d]: sparsity %g is outside [0, 1)",
                                  k, s);
+    }
+    return 0;
+}
+
+/* "a, b, c" (the first names of G's groups) for messages. */
+static void group_names(const npe_groups *G, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int gi = 0; gi < G->n_groups && n + 8 < cap; gi++) {
+        int k = snprintf(buf + n, cap - n, "%s%s", gi ? ", " : "", G->groups[gi].name);
+        if (k < 0 || (size_t)k >= cap - n) {
+            snprintf(buf + n, cap - n, "...");
+            return;
+        }
+        n += (size_t)k;
+    }
+}
+
+/* The per-group entries of opt, applied to plan (they win over everything else). */
+static int plan_groups(const npe_graph *g, const npe_groups *G, const npe_prune_options *opt,
+                       const char *path, npe_prune_plan *plan, npe_error *err)
+{
+    int r;
+    for (int k = 0; k < opt->n_groups; k++) {
+        const npe_group_prune *e = &opt->groups[k];
+        int gi = npe_groups_find_name(G, e->group);
+        if (gi < 0) {
+            char names[600];
+            group_names(G, names, sizeof(names));
+            return npe_error_set(err, NPE_ENOTFOUND, "groups[%d]: %s has no channel group '%s' "
+                                 "(groups: %s)", k, path, e->group, names);
+        }
+        const npe_group *gr = &G->groups[gi];
+        if (!gr->prunable)
+            return npe_error_set(err, NPE_EINVAL, "groups[%d]: group '%s' cannot be pruned: %s",
+                                 k, gr->name, gr->reason);
+        r = 0;
+        if (e->n_kept > 0) {
+            r = npe_prune_set_kept(G, plan, gi, e->kept, e->n_kept, err);
+        } else if (e->sparsity > 0) {
+            r = npe_prune_select(g, G, gi, e->sparsity, opt->channel_alignment, plan, err);
+        } else { /* sparsity 0: explicitly whole */
+            free(plan->kept[gi]);
+            plan->kept[gi] = NULL;
+            plan->n_kept[gi] = gr->channels;
+        }
+        if (r) {
+            npe_error_prefix(err, "groups[%d]", k);
+            return r;
+        }
+        free(plan->why[gi]); /* set by the user: no longer "excluded" */
+        plan->why[gi] = NULL;
     }
     return 0;
 }
@@ -183,7 +260,7 @@ NPE_API int npe_model_prune(npe_model *m, const npe_prune_options *opt)
     else
         r = npe_prune_plan_uniform(g, G, opt->sparsity, opt->channel_alignment, opt->exclude_layers,
                                    opt->n_exclude_layers, &plan, &err);
-    if (r)
+    if (r || (r = plan_groups(g, G, opt, m->path, plan, &err)))
         goto out_free;
     if ((r = npe_count(g, &before, &err)) || (r = npe_prune_apply(g, G, plan, &err)) ||
         (r = npe_count(g, &after, &err)))
@@ -211,8 +288,16 @@ NPE_API int npe_model_prune(npe_model *m, const npe_prune_options *opt)
     m->exec = x;
     m->graph = g;
     m->report = report;
+    npe_model_reset_slots(m);
     g = NULL;
     r = 0;
+    /* the queries now describe the pruned model at these shapes */
+    if (npe_model_analysis_run(m, opt->input_shapes, opt->n_input_shapes, &err)) {
+        npe_model_analysis_free(m->an);
+        m->an = NULL;
+        npe_ctx_log(m->ctx, NPE_LOG_WARN, "the pruned model could not be analysed again: %s",
+                    err.msg);
+    }
 out_free:
     npe_json_free(&j);
     npe_counts_free(&before);

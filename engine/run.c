@@ -60,7 +60,14 @@ static int mkdir_p(const char *dir, npe_error *err)
     return 0;
 }
 
-/* Metric of graph g over the data set (fidelity: against ref_g's outputs on the same batches). */
+static void free_arrays(npe_array *a, int n)
+{
+    for (int i = 0; a && i < n; i++)
+        npe_array_free(&a[i]);
+}
+
+/* Metric of graph g over the data set (fidelity: against ref_g's outputs on the same batches).
+ * Fidelity and custom metrics get every output of the model, the others the first. */
 static int evaluate(npe_graph *g, npe_graph *ref_g, const npe_dataset *d, int64_t batch,
                     int64_t limit, const npe_metric_opts *mo, int threads, double *value,
                     npe_error *err)
@@ -70,11 +77,18 @@ static int evaluate(npe_graph *g, npe_graph *ref_g, const npe_dataset *d, int64_
     npe_kpool *pool = threads == 1 ? NULL : npe_kpool_create(threads);
     npe_exec *x = NULL, *rx = NULL;
     npe_metric *m = NULL;
-    npe_array in = {0}, tgt = {0}, out = {0}, ref = {0};
+    int fidelity = mo->kind == NPE_METRIC_FIDELITY;
+    int n_out = fidelity || npe_metric_needs(mo->kind) == NPE_METRIC_NEEDS_ANY ? g->n_outputs : 1;
+    npe_array in = {0}, tgt = {0};
+    npe_array *out = calloc((size_t)n_out, sizeof(*out));
+    npe_array *ref = calloc((size_t)n_out, sizeof(*ref));
     npe_kexec ex;
     npe_kexec_init(&ex, pool, NULL, 0);
-    int fidelity = mo->kind == NPE_METRIC_FIDELITY;
     int r;
+    if (!out || !ref) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free;
+    }
     if ((r = npe_exec_create(g, &k, 0, &x, err)) ||
         (fidelity && (r = npe_exec_create(ref_g, &k, 0, &rx, err))) ||
         (r = npe_metric_create(mo, &m, err)))
@@ -85,21 +99,23 @@ static int evaluate(npe_graph *g, npe_graph *ref_g, const npe_dataset *d, int64_
     for (int64_t s = 0; s < n; s += batch) {
         int64_t b = n - s < batch ? n - s : batch;
         if ((r = npe_dataset_read(d, s, b, &in, fidelity ? NULL : &tgt, err)) ||
-            (r = npe_exec_run(x, &ex, &in, 1, &out, 1, err)) ||
-            (fidelity && (r = npe_exec_run(rx, &ex, &in, 1, &ref, 1, err))) ||
-            (r = npe_metric_update(m, &out, fidelity ? &ref : &tgt, err)))
+            (r = npe_exec_run(x, &ex, &in, 1, out, n_out, err)) ||
+            (fidelity && (r = npe_exec_run(rx, &ex, &in, 1, ref, n_out, err))) ||
+            (r = npe_metric_update_batch(m, out, n_out, &tgt, fidelity ? ref : NULL, err)))
             goto out_free;
         npe_array_free(&in);
         npe_array_free(&tgt);
-        npe_array_free(&out);
-        npe_array_free(&ref);
+        free_arrays(out, n_out);
+        free_arrays(ref, n_out);
     }
     r = npe_metric_value(m, value, err);
 out_free:
     npe_array_free(&in);
     npe_array_free(&tgt);
-    npe_array_free(&out);
-    npe_array_free(&ref);
+    free_arrays(out, n_out);
+    free_arrays(ref, n_out);
+    free(out);
+    free(ref);
     npe_metric_destroy(m);
     npe_exec_destroy(x);
     npe_exec_destroy(rx);
@@ -160,13 +176,29 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
     if (!cfg)
         return npe_ctx_error(ctx, NPE_EINVAL, "npe_run: NULL configuration");
     const struct npe_config *c = cfg;
+    const npe_data_source *src = cb ? cb->data : NULL;
+    const npe_metric_callbacks *mcb = cb ? cb->metric : NULL;
     if (!c->model_path)
         return npe_ctx_error(ctx, NPE_EINVAL, "%s: [model] path is missing", c->path);
-    if (!c->n_shapes)
+    if (!c->n_shapes && !src)
         return npe_ctx_error(ctx, NPE_EINVAL, "%s: [model] dummy_input is missing", c->path);
-    if (!c->data_kind)
+    if (!c->data_kind && !src)
         return npe_ctx_error(ctx, NPE_EINVAL, "%s: [data] kind is missing (imagefolder, idx, npy)",
                              c->path);
+    if (src && (!src->read || src->sample_shape.ndim < 1 ||
+                src->sample_shape.ndim > NPE_MAX_DIMS - 1))
+        return npe_ctx_error(ctx, NPE_EINVAL, "npe_run: the data source needs a read callback "
+                             "and a sample_shape of 1 to %d dims", NPE_MAX_DIMS - 1);
+    if (mcb && (!mcb->begin || !mcb->accumulate || !mcb->end))
+        return npe_ctx_error(ctx, NPE_EINVAL, "npe_run: the metric callbacks begin, accumulate "
+                             "and end are required");
+    if (src && c->data_kind)
+        npe_ctx_log(ctx, NPE_LOG_WARN, "%s: [data] kind '%s' is ignored: the caller's data "
+                    "source is read (only batch_size and limit of [data] apply)", c->path,
+                    c->data_kind);
+    if (mcb && c->metric)
+        npe_ctx_log(ctx, NPE_LOG_WARN, "%s: [metric] name '%s' is ignored: the caller's metric "
+                    "'%s' is used", c->path, c->metric, mcb->name ? mcb->name : "custom");
 
     npe_error err = {0};
     job J = {ctx, cb};
@@ -195,47 +227,67 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
     if ((r = npe_ts_import(c->model_path, &ts, &g, &err)))
         goto out_free;
     npe_tshape shapes[8];
-    for (int i = 0; i < c->n_shapes && i < 8; i++) {
+    int n_shapes = c->n_shapes < 8 ? c->n_shapes : 8;
+    for (int i = 0; i < n_shapes; i++) {
         shapes[i].ndim = c->shapes[i].ndim;
         memcpy(shapes[i].d, c->shapes[i].d, sizeof(shapes[i].d));
+    }
+    if (!n_shapes) { /* a data source without dummy_input: one sample of it */
+        n_shapes = 1;
+        shapes[0].ndim = src->sample_shape.ndim + 1;
+        shapes[0].d[0] = 1;
+        memcpy(shapes[0].d + 1, src->sample_shape.d,
+               (size_t)src->sample_shape.ndim * sizeof(int64_t));
     }
 
     npe_dataset_opts dopt;
     npe_dataset_opts_init(&dopt);
-    dopt.kind = strcmp(c->data_kind, "idx") == 0   ? NPE_DATASET_IDX
-                : strcmp(c->data_kind, "npy") == 0 ? NPE_DATASET_NPY
-                                                   : NPE_DATASET_IMAGEFOLDER;
-    dopt.root = c->data_root;
-    dopt.masks = c->data_masks;
-    dopt.images = c->data_images;
-    dopt.labels = c->data_labels;
-    dopt.resize = c->resize;
-    dopt.crop_h = c->crop_h;
-    dopt.crop_w = c->crop_w;
-    dopt.channels = c->channels;
-    dopt.bgr = c->bgr;
-    dopt.nhwc = c->nhwc;
-    dopt.scale = c->scale;
-    dopt.n_norm = c->n_norm;
-    memcpy(dopt.mean, c->mean, sizeof(dopt.mean));
-    memcpy(dopt.std, c->std, sizeof(dopt.std));
-    dopt.limit = c->limit;
-    if (shapes[0].ndim == 4) { /* the images must have the model's input size */
-        dopt.height = (int)shapes[0].d[c->nhwc ? 1 : 2];
-        dopt.width = (int)shapes[0].d[c->nhwc ? 2 : 3];
+    if (src) {
+        dopt.kind = NPE_DATASET_CALLBACK;
+        dopt.source = src;
+        dopt.limit = c->limit;
+        r = npe_dataset_open(&dopt, &d, &err);
+    } else {
+        dopt.kind = strcmp(c->data_kind, "idx") == 0   ? NPE_DATASET_IDX
+                    : strcmp(c->data_kind, "npy") == 0 ? NPE_DATASET_NPY
+                                                       : NPE_DATASET_IMAGEFOLDER;
+        dopt.root = c->data_root;
+        dopt.masks = c->data_masks;
+        dopt.images = c->data_images;
+        dopt.labels = c->data_labels;
+        dopt.resize = c->resize;
+        dopt.crop_h = c->crop_h;
+        dopt.crop_w = c->crop_w;
+        dopt.channels = c->channels;
+        dopt.bgr = c->bgr;
+        dopt.nhwc = c->nhwc;
+        dopt.scale = c->scale;
+        dopt.n_norm = c->n_norm;
+        memcpy(dopt.mean, c->mean, sizeof(dopt.mean));
+        memcpy(dopt.std, c->std, sizeof(dopt.std));
+        dopt.limit = c->limit;
+        if (shapes[0].ndim == 4) { /* the images must have the model's input size */
+            dopt.height = (int)shapes[0].d[c->nhwc ? 1 : 2];
+            dopt.width = (int)shapes[0].d[c->nhwc ? 2 : 3];
+        }
+        r = npe_dataset_open(&dopt, &d, &err);
     }
-    if ((r = npe_dataset_open(&dopt, &d, &err))) {
+    if (r) {
         npe_error_prefix(&err, "%s: [data]", c->path);
         goto out_free;
     }
     npe_metric_opts mo;
     npe_metric_kind mk = NPE_METRIC_TOP1;
-    if (c->metric && (r = npe_metric_from_name(c->metric, &mk, &err)))
+    if (mcb)
+        mk = mcb->higher_is_better ? NPE_METRIC_CUSTOM : NPE_METRIC_CUSTOM_LOWER;
+    else if (c->metric && (r = npe_metric_from_name(c->metric, &mk, &err)))
         goto out_free;
     npe_metric_opts_init(&mo, mk);
     mo.num_classes = c->num_classes;
     if (c->has_ignore_index)
         mo.ignore_index = c->ignore_index;
+    mo.custom = mcb;
+    const char *metric_name = mcb ? (mcb->name ? mcb->name : "custom") : npe_metric_name(mk);
     int64_t batch = c->batch_size > 0 ? c->batch_size : 32;
     int align = c->align ? c->align : 2;
     int workers = c->single_process_mode || c->workers < 1 ? 1 : c->workers;
@@ -245,9 +297,14 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
         char fp[512], mfp[128];
         if ((r = npe_sens_file_fingerprint(c->model_path, mfp, &err)))
             goto out_free;
-        snprintf(fp, sizeof(fp), "model %s; data %s %s %s; forward %s", mfp, c->data_kind,
-                 c->data_root ? c->data_root : "", c->data_images ? c->data_images : "",
-                 c->forward_name ? c->forward_name : "forward");
+        if (src)
+            snprintf(fp, sizeof(fp), "model %s; data source %s; metric %s; forward %s", mfp,
+                     src->fingerprint ? src->fingerprint : "", metric_name,
+                     c->forward_name ? c->forward_name : "forward");
+        else
+            snprintf(fp, sizeof(fp), "model %s; data %s %s %s; forward %s", mfp, c->data_kind,
+                     c->data_root ? c->data_root : "", c->data_images ? c->data_images : "",
+                     c->forward_name ? c->forward_name : "forward");
         npe_sens_dict_entry *dict = calloc((size_t)(c->n_dict ? c->n_dict : 1), sizeof(*dict));
         if (!dict) {
             r = npe_error_set(&err, NPE_ENOMEM, "out of memory");
@@ -259,7 +316,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
         npe_sens_options so;
         npe_sens_options_init(&so);
         so.inputs = shapes;
-        so.n_inputs = c->n_shapes;
+        so.n_inputs = n_shapes;
         so.data = d;
         so.batch_size = batch;
         so.limit = c->limit;
@@ -296,7 +353,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
         if (r)
             goto out_free;
         have_res = 1;
-        tprintf(&sum, "metric %s: baseline %.5f (measured %.5f)\n", npe_metric_name(mk), res.baseline,
+        tprintf(&sum, "metric %s: baseline %.5f (measured %.5f)\n", metric_name, res.baseline,
                 res.measured_baseline);
         tprintf(&sum, "sensitivity: %zu values measured, %zu resumed; %s/sens.csv\n", res.evaluated,
                 res.restored, sens_dir);
@@ -308,7 +365,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
 
     /* ---- one cut of every group ---- */
     if ((r = npe_graph_clone(g, &pg)) ||
-        (r = npe_groups_find(pg, shapes, c->n_shapes, &G, &err)))
+        (r = npe_groups_find(pg, shapes, n_shapes, &G, &err)))
         goto out_free;
     if (c->n_rules) {
         npe_prune_options po;
@@ -364,7 +421,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
     npe_json_init(&j, 1);
     npe_json_begin_object(&j, 0);
     npe_json_key(&j, "metric");
-    npe_json_str(&j, npe_metric_name(mk));
+    npe_json_str(&j, metric_name);
     npe_json_key(&j, "higher_is_better");
     npe_json_bool(&j, npe_metric_higher_is_better(mk));
     npe_json_key(&j, "metric_before");
@@ -427,7 +484,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
         for (size_t k = 0; have_res && k < res.n_choices; k++)
             chosen[k] = res.choices[k].sparsity;
         npe_html_report hr = {
-            .model = c->model_path, .metric = npe_metric_name(mk),
+            .model = c->model_path, .metric = metric_name,
             .higher_is_better = npe_metric_higher_is_better(mk),
             .baseline = have_res ? res.baseline : m_before, .thres = c->metric_thres,
             .metric_before = m_before, .metric_after = m_after,
@@ -442,7 +499,7 @@ NPE_API int npe_run(npe_ctx *ctx, const npe_config *cfg, unsigned flags, const n
             goto out_free;
     }
     tprintf(&sum, "\n%-10s %16s %16s\n", "", "before", "after");
-    tprintf(&sum, "%-10s %16.5f %16.5f\n", npe_metric_name(mk), m_before, m_after);
+    tprintf(&sum, "%-10s %16.5f %16.5f\n", metric_name, m_before, m_after);
     tprintf(&sum, "%-10s %16lld %16lld  (%.1f%%)\n", "params", (long long)before.params,
             (long long)after.params,
             before.params ? 100.0 * (double)(after.params - before.params) / (double)before.params : 0.0);

@@ -63,6 +63,7 @@ NPE_API const char *npe_strerror(int code)
     case NPE_ELIMIT: return "input exceeds a safety limit";
     case NPE_ENOTFOUND: return "not found";
     case NPE_ECANCELED: return "cancelled";
+    case NPE_ECALLBACK: return "a caller callback failed";
     default: return "unknown error";
     }
 }

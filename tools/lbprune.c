@@ -647,7 +647,7 @@ static int run_job(const char *name, int argc, char **argv, unsigned flags)
         return fail(NULL, r);
     tty_progress = isatty(fileno(stderr));
     npe_ctx_set_log(ctx, show_log, NULL);
-    npe_run_callbacks cb = {show_progress, NULL, NULL};
+    npe_run_callbacks cb = {.progress = show_progress};
     if ((r = npe_config_load(ctx, argv[1], &cfg)) || (r = npe_run(ctx, cfg, flags, &cb, &summary))) {
         if (tty_progress)
             fputc('\n', stderr);
