@@ -1,6 +1,7 @@
 /* Executor: memory plan over the graph (one arena, buffers reused after their last reader, views
  * sharing their source's buffer, elementwise ops in place when their input dies), batch norm
- * folded into scale/shift once per plan, and one kernel call (or a few) per node. */
+ * folded into scale/shift once per plan, conv -> batch norm -> activation chains run as one
+ * conv with a fused epilogue, and one kernel call (or a few) per node. */
 #include "exec.h"
 
 #include <inttypes.h>
@@ -26,6 +27,9 @@ struct npe_exec {
     int64_t *off;           /* per value (roots): offset in floats into the arena, -1 none */
     unsigned char *run;     /* per node: executed at run time */
     float **affine;         /* per node: batch norm scale (C) then shift (C) */
+    int *fuse_bn;           /* per conv node: batch norm node fused into it, or -1 */
+    int *fuse_act;          /* per conv node: activation node fused into it, or -1 */
+    unsigned char *gone;    /* per value: a fused chain's intermediate, never stored */
     float *arena;
     size_t arena_n;
     float *tmp;             /* intermediates of reductions, norms, matmul: tmp_n floats */
@@ -155,6 +159,11 @@ static void unplan(npe_exec *x)
             free(x->affine[i]);
     }
     free(x->affine);
+    free(x->fuse_bn);
+    free(x->fuse_act);
+    free(x->gone);
+    x->fuse_bn = x->fuse_act = NULL;
+    x->gone = NULL;
     free(x->root);
     free(x->off);
     free(x->run);
@@ -231,6 +240,125 @@ static size_t tmp_need(const npe_graph *g, const npe_node *n)
     }
 }
 
+static int unary_of(const npe_graph *g, const npe_node *n, npe_unary_op *opp, float *ap,
+                    float *bp);
+
+/* Activations a conv epilogue applies: elementwise functions of their one tensor input. */
+static int is_activation(npe_op op)
+{
+    switch (op) {
+    case NPE_OP_RELU: case NPE_OP_HARDTANH: case NPE_OP_CLAMP: case NPE_OP_LEAKY_RELU:
+    case NPE_OP_SILU: case NPE_OP_SIGMOID: case NPE_OP_HARDSWISH: case NPE_OP_HARDSIGMOID:
+    case NPE_OP_TANH: case NPE_OP_GELU: case NPE_OP_ELU:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The node that reads tensor v, as its input 0, when it is the only read of v by a node that
+ * runs and v is no graph output; else -1. nread/reader: reads per value, and by which node. */
+static int sole_reader(const npe_exec *x, const int *nread, const int *reader, int v)
+{
+    if (nread[v] != 1)
+        return -1;
+    const npe_node *n = &x->g->nodes[reader[v]];
+    if (!x->run[reader[v]] || n->n_out != 1 || n->in[0] != v ||
+        x->g->values[n->out[0]].type != NPE_VT_TENSOR ||
+        !same_shape(&x->g->values[v], &x->g->values[n->out[0]]))
+        return -1;
+    return reader[v];
+}
+
+/* Fuse conv -> batch norm -> activation (either one optional) when each intermediate is read
+ * by the next node only: the conv then writes the chain's last value through its epilogue and
+ * the intermediates get no buffer. Folding the batch norm as an affine after the sum, rather
+ * than into the weights, costs one multiply-add per output, keeps no second copy of the
+ * weights, and rounds exactly as the separate ops do. def: per value, the node defining it. */
+static int fuse_chains(npe_exec *x, int *def)
+{
+    npe_graph *g = x->g;
+    const int nv = g->n_values, nn = g->n_nodes;
+    x->fuse_bn = malloc((size_t)(nn ? nn : 1) * sizeof *x->fuse_bn);
+    x->fuse_act = malloc((size_t)(nn ? nn : 1) * sizeof *x->fuse_act);
+    x->gone = calloc((size_t)(nv ? nv : 1), 1);
+    int *nread = calloc((size_t)(nv ? nv : 1), sizeof *nread);
+    int *reader = calloc((size_t)(nv ? nv : 1), sizeof *reader);
+    if (!x->fuse_bn || !x->fuse_act || !x->gone || !nread || !reader) {
+        free(nread);
+        free(reader);
+        return -1;
+    }
+    for (int i = 0; i < nn; i++)
+        x->fuse_bn[i] = x->fuse_act[i] = -1;
+    const int allowed = !(x->flags & (NPE_EXEC_KEEP_ALL | NPE_EXEC_NO_FUSE)) && x->k->conv2d_ep;
+    for (int i = 0; i < nn && allowed; i++) {
+        if (!x->run[i])
+            continue;
+        const npe_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (g->values[n->in[k]].type == NPE_VT_TENSOR) {
+                nread[n->in[k]]++;
+                reader[n->in[k]] = i;
+            }
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        nread[g->outputs[i]] += 2;
+    for (int i = 0; i < nn && allowed; i++) {
+        const npe_node *n = &g->nodes[i];
+        if (!x->run[i] || n->op != NPE_OP_CONV || n->n_out != 1 ||
+            g->values[n->out[0]].ndim != 4)
+            continue;
+        int v = n->out[0], last = v, r = sole_reader(x, nread, reader, v);
+        if (r >= 0 && g->nodes[r].op == NPE_OP_BATCH_NORM) {
+            x->fuse_bn[i] = r;
+            x->run[r] = 0;
+            x->gone[last] = 1;
+            last = g->nodes[r].out[0];
+            r = sole_reader(x, nread, reader, last);
+        }
+        if (r >= 0 && is_activation(g->nodes[r].op)) {
+            x->fuse_act[i] = r;
+            x->run[r] = 0;
+            x->gone[last] = 1;
+            last = g->nodes[r].out[0];
+        }
+        if (last == v)
+            continue;
+        /* the conv's output and the batch norm's are the last value's buffer, defined here */
+        x->root[v] = last;
+        if (x->fuse_bn[i] >= 0 && x->fuse_act[i] >= 0)
+            x->root[g->nodes[x->fuse_bn[i]].out[0]] = last;
+        def[last] = i;
+    }
+    free(nread);
+    free(reader);
+    return 0;
+}
+
+/* Batch norm node n (eval) as y = x * scale + shift: 2 * C floats, scale then shift. */
+static float *bn_affine(const npe_graph *g, const npe_node *n)
+{
+    const npe_value *xv = &g->values[n->in[0]];
+    int64_t c = xv->shape[1];
+    float *aff = malloc((size_t)(2 * c + 1) * sizeof(float));
+    if (!aff)
+        return NULL;
+    const float *w = is_none(g, n->in[NPE_BN_WEIGHT]) ? NULL : g->values[n->in[NPE_BN_WEIGHT]].data;
+    const float *b = is_none(g, n->in[NPE_BN_BIAS]) ? NULL : g->values[n->in[NPE_BN_BIAS]].data;
+    const float *mean = g->values[n->in[NPE_BN_MEAN]].data;
+    const float *var = g->values[n->in[NPE_BN_VAR]].data;
+    double eps = fval(g, n->in[NPE_BN_EPS]);
+    for (int64_t ch = 0; ch < c; ch++) {
+        /* as PyTorch: (x - mean) / sqrt(var + eps) * w + b, in float */
+        float inv = 1.0f / sqrtf(var[ch] + (float)eps);
+        float sc = (w ? w[ch] : 1.0f) * inv;
+        aff[ch] = sc;
+        aff[c + ch] = (b ? b[ch] : 0.0f) - mean[ch] * sc;
+    }
+    return aff;
+}
+
 static int plan(npe_exec *x, npe_error *err)
 {
     npe_graph *g = x->g;
@@ -269,6 +397,10 @@ static int plan(npe_exec *x, npe_error *err)
                 def[n->out[k]] = i;
         if ((s->flags & NPE_OPF_ALIAS) && g->values[n->in[0]].type == NPE_VT_TENSOR)
             x->root[n->out[0]] = x->root[n->in[0]];
+    }
+    if (fuse_chains(x, def)) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out_free;
     }
     /* last use per root (outputs live to the end) */
     for (int i = 0; i < nn; i++) {
@@ -369,30 +501,21 @@ static int plan(npe_exec *x, npe_error *err)
     /* per-node constants: batch norm folded; reduction intermediates */
     size_t tmp = 0;
     for (int i = 0; i < nn; i++) {
-        if (!x->run[i])
-            continue;
         const npe_node *n = &g->nodes[i];
-        if (n->op == NPE_OP_BATCH_NORM) {
-            const npe_value *xv = &g->values[n->in[0]];
-            int64_t c = xv->shape[1];
-            float *aff = malloc((size_t)(2 * c + 1) * sizeof(float));
-            if (!aff) {
+        if (n->op == NPE_OP_CONV && x->fuse_bn[i] >= 0) { /* the fused batch norm's */
+            const int bn = x->fuse_bn[i];
+            if (!(x->affine[bn] = bn_affine(g, &g->nodes[bn]))) {
                 r = npe_error_set(err, NPE_ENOMEM, "out of memory");
                 goto out_free;
             }
-            const float *w = is_none(g, n->in[NPE_BN_WEIGHT]) ? NULL : g->values[n->in[NPE_BN_WEIGHT]].data;
-            const float *b = is_none(g, n->in[NPE_BN_BIAS]) ? NULL : g->values[n->in[NPE_BN_BIAS]].data;
-            const float *mean = g->values[n->in[NPE_BN_MEAN]].data;
-            const float *var = g->values[n->in[NPE_BN_VAR]].data;
-            double eps = fval(g, n->in[NPE_BN_EPS]);
-            for (int64_t ch = 0; ch < c; ch++) {
-                /* as PyTorch: (x - mean) / sqrt(var + eps) * w + b, in float */
-                float inv = 1.0f / sqrtf(var[ch] + (float)eps);
-                float sc = (w ? w[ch] : 1.0f) * inv;
-                aff[ch] = sc;
-                aff[c + ch] = (b ? b[ch] : 0.0f) - mean[ch] * sc;
+        }
+        if (!x->run[i])
+            continue;
+        if (n->op == NPE_OP_BATCH_NORM) {
+            if (!(x->affine[i] = bn_affine(g, n))) {
+                r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+                goto out_free;
             }
-            x->affine[i] = aff;
         } else if (n->op == NPE_OP_GROUP_NORM && (is_none(g, n->in[NPE_GN_WEIGHT]) ||
                                                   is_none(g, n->in[NPE_GN_BIAS]))) {
             /* ones and zeros for a missing weight or bias */
@@ -576,9 +699,9 @@ static int run_binary(npe_exec *x, const npe_kexec *ex, const npe_node *n, int n
     return 0;
 }
 
-static int run_unary(npe_exec *x, const npe_kexec *ex, const npe_node *n)
+/* The unary kernel op of node n and its alpha/beta; 0 when n is not a unary op. */
+static int unary_of(const npe_graph *g, const npe_node *n, npe_unary_op *opp, float *ap, float *bp)
 {
-    const npe_graph *g = x->g;
     npe_unary_op op = NPE_UNARY_RELU;
     float a = 0, b = 0;
     switch (n->op) {
@@ -604,8 +727,20 @@ static int run_unary(npe_exec *x, const npe_kexec *ex, const npe_node *n)
     case NPE_OP_NEG: op = NPE_UNARY_NEG; break;
     case NPE_OP_EXP: op = NPE_UNARY_EXP; break;
     case NPE_OP_SQRT: op = NPE_UNARY_SQRT; break;
-    default: break;
+    default: return 0;
     }
+    *opp = op;
+    *ap = a;
+    *bp = b;
+    return 1;
+}
+
+static int run_unary(npe_exec *x, const npe_kexec *ex, const npe_node *n)
+{
+    const npe_graph *g = x->g;
+    npe_unary_op op = NPE_UNARY_RELU;
+    float a = 0, b = 0;
+    unary_of(g, n, &op, &a, &b);
     const npe_value *y = &g->values[n->out[0]];
     x->k->unary(ex, op, npe_value_numel(y), vptr(x, n->in[0]), vptr(x, n->out[0]), a, b);
     return 0;
@@ -882,7 +1017,20 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
             cx.scratch_size = ex->scratch_size - pb;
             in = padded;
         }
-        x->k->conv2d(&cx, &p, in, vptr(x, n->in[1]), b, vptr(x, n->out[0]));
+        npe_conv_epilogue ep = {0};
+        if (x->fuse_bn[i] >= 0) {
+            ep.scale = x->affine[x->fuse_bn[i]];
+            ep.shift = ep.scale + p.c_out;
+        }
+        if (x->fuse_act[i] >= 0) {
+            npe_unary_op op = NPE_UNARY_RELU;
+            unary_of(g, &g->nodes[x->fuse_act[i]], &op, &ep.alpha, &ep.beta);
+            ep.act = (int)op + 1;
+        }
+        if (ep.scale || ep.act)
+            x->k->conv2d_ep(&cx, &p, in, vptr(x, n->in[1]), b, &ep, vptr(x, n->out[0]));
+        else
+            x->k->conv2d(&cx, &p, in, vptr(x, n->in[1]), b, vptr(x, n->out[0]));
         return 0;
     }
     case NPE_OP_LINEAR: {
@@ -1251,7 +1399,8 @@ size_t npe_exec_arena_bytes(const npe_exec *x)
 
 const float *npe_exec_value(const npe_exec *x, int vid)
 {
-    if (!x->planned || vid < 0 || vid >= x->g->n_values || x->g->values[vid].type != NPE_VT_TENSOR)
+    if (!x->planned || vid < 0 || vid >= x->g->n_values ||
+        x->g->values[vid].type != NPE_VT_TENSOR || x->gone[vid])
         return NULL;
     int r = x->root[vid];
     if (x->off[r] < 0 && !x->g->values[r].data)

@@ -1,7 +1,8 @@
 /* The executor: runs a graph of engine/ir.h on float32 inputs with a kernel table. A plan gives
  * every activation a place in one arena (reused once its last reader ran), folds batch norm into
- * a per-channel affine once, and is remade when the input shapes change (a new batch size) or
- * the graph was edited (npe_exec_invalidate). */
+ * a per-channel affine once, fuses a conv's batch norm and activation into its epilogue, and is
+ * remade when the input shapes change (a new batch size) or the graph was edited
+ * (npe_exec_invalidate). */
 #ifndef NPE_ENGINE_EXEC_H
 #define NPE_ENGINE_EXEC_H
 
@@ -16,6 +17,9 @@ enum {
     /* Keep every activation until the next run (no buffer reuse, no in-place ops), so
      * npe_exec_value can read any of them: tests, debugging, caching a prefix's activations. */
     NPE_EXEC_KEEP_ALL = 1 << 0,
+    /* Run every node as its own kernel call: no conv -> batch norm -> activation fusion (which
+     * KEEP_ALL turns off too, as the fused intermediates are never stored). For tests. */
+    NPE_EXEC_NO_FUSE = 1 << 1,
 };
 
 /* Make an executor for g with kernels k (both borrowed: they must outlive it). The graph is
@@ -38,7 +42,8 @@ int npe_exec_run(npe_exec *x, const npe_kexec *kx, const npe_array *inputs, int 
 
 /* Data of value vid after the last run, or NULL: static values (parameters, constants) always;
  * activations only while their buffer holds them (always with NPE_EXEC_KEEP_ALL; the graph
- * outputs always). Shape in x's graph. */
+ * outputs always); NULL for the intermediates of a fused chain (a conv's output read only by
+ * its batch norm or activation), which are never stored. Shape in x's graph. */
 const float *npe_exec_value(const npe_exec *x, int vid);
 
 /* Bytes of the activation arena of the current plan (0 before the first run). */

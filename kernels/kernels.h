@@ -84,6 +84,17 @@ typedef enum npe_binary_op {
     NPE_BINARY_COUNT
 } npe_binary_op;
 
+/* What conv2d_ep applies to each output after the bias, in this order, each step rounded to
+ * float as the separate ops round: y = y * scale[oc] + shift[oc] (a batch norm in eval, as
+ * channel_affine; scale and shift both NULL: none), then y = unary(act - 1, y, alpha, beta)
+ * (act 0: none). Applied while the output is still in cache, it replaces the passes over
+ * memory that the separate ops cost. */
+typedef struct npe_conv_epilogue {
+    const float *scale, *shift; /* (Cout) each, or both NULL */
+    int act;                    /* an npe_unary_op + 1; 0 for none */
+    float alpha, beta;          /* of the unary op */
+} npe_conv_epilogue;
+
 typedef enum npe_reduce_op { NPE_REDUCE_MEAN = 0, NPE_REDUCE_SUM, NPE_REDUCE_MAX, NPE_REDUCE_COUNT } npe_reduce_op;
 
 /* ---- The table ----------------------------------------------------------------------------------
@@ -98,6 +109,10 @@ typedef struct npe_kernels {
      * y is (N, Cout, Ho, Wo). */
     void (*conv2d)(const npe_kexec *ex, const npe_conv2d_params *p, const float *x, const float *w,
                    const float *b, float *y);
+
+    /* conv2d followed by the epilogue ep (NULL: exactly conv2d); same scratch as conv2d. */
+    void (*conv2d_ep)(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
+                      const float *w, const float *b, const npe_conv_epilogue *ep, float *y);
 
     /* y (M, N) = x (M, K) @ w(N, K)^T + b (N, may be NULL). */
     void (*linear)(const npe_kexec *ex, int64_t m, int64_t k, int64_t n, const float *x,
@@ -168,6 +183,7 @@ enum {
     NPE_KCPU_BLAS = 1 << 0,    /* OpenBLAS sgemm for conv/linear */
     NPE_KCPU_SIMD = 1 << 1,    /* vectorised elementwise / depthwise */
     NPE_KCPU_THREADS = 1 << 2, /* parallel_for splitting */
+    NPE_KCPU_AVX2 = 1 << 3,    /* with SIMD: x86-64 AVX2+FMA variants, where the CPU has them */
     NPE_KCPU_ALL = 0xff,
 };
 void npe_kernels_init_cpu(npe_kernels *k, unsigned flags);

@@ -152,6 +152,7 @@ static level_t levels[] = {
     {"simd+threads/2-fine", NPE_KCPU_SIMD | NPE_KCPU_THREADS, 2, 1, {0}, NULL},
     {"all/1", NPE_KCPU_ALL, 1, 0, {0}, NULL},
     {"all/2", NPE_KCPU_ALL, 2, 0, {0}, NULL},
+    {"all-but-avx2/2", NPE_KCPU_ALL & ~NPE_KCPU_AVX2, 2, 0, {0}, NULL},
     {"all/3-fine", NPE_KCPU_ALL, 3, 1, {0}, NULL},
     {"all/no-exec", NPE_KCPU_ALL, 0, 0, {0}, NULL},
 };
@@ -169,7 +170,7 @@ typedef struct ctx {
 
 /* ---- one case: inputs, the reference output, every level compared -------------------------- */
 
-#define MAX_IN 4
+#define MAX_IN 6
 typedef struct kcase kcase;
 typedef void (*call_fn)(const npe_kernels *k, const npe_kexec *ex, const kcase *c,
                         const float *const *in, float *out);
@@ -396,7 +397,7 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
         p->w_in = rng_int(r, 1, 16);
         p->kh = rng_int(r, 1, 5);
         p->kw = rng_int(r, 1, 5);
-        switch (rng_int(r, 0, 11)) {
+        switch (rng_int(r, 0, 12)) {
         case 0: /* anything */
         case 1:
             p->sh = rng_int(r, 1, 3), p->sw = rng_int(r, 1, 3);
@@ -467,6 +468,16 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
                 p->h_in /= 2, p->w_in /= 2;
             }
             break;
+        case 11: /* small images, many output channels: blocks of channels per thread */
+            p->n = rng_int(r, 1, 2);
+            cin_g = rng_int(r, 4, 40);
+            cout_g = rng_int(r, 40, 100);
+            p->h_in = rng_int(r, 2, 9);
+            p->w_in = rng_int(r, 2, 9);
+            p->kh = p->kw = rng_chance(r, 50) ? 3 : 1;
+            p->ph = p->pw = p->kh / 2;
+            p->sh = p->sw = rng_chance(r, 20) ? 2 : 1;
+            break;
         default: /* big images, few channels */
             cin_g = rng_int(r, 1, 4);
             cout_g = rng_int(r, 1, 8);
@@ -506,6 +517,93 @@ static void test_conv2d(ctx *cx, rng *r)
     c.params = &p;
     c.scratch = conv_scratch;
     c.where = conv_where;
+    run_case(cx, &c);
+    free_case(&c);
+}
+
+/* ---- conv2d with a fused epilogue ------------------------------------------------------------ */
+
+typedef struct conv_ep_params {
+    npe_conv2d_params p;
+    npe_conv_epilogue ep;
+    int bias, affine; /* inputs: x, w, then bias, then scale and shift when set */
+} conv_ep_params;
+
+static void conv_ep_call(const npe_kernels *k, const npe_kexec *ex, const kcase *c,
+                         const float *const *in, float *out)
+{
+    const conv_ep_params *cp = c->params;
+    npe_conv_epilogue ep = cp->ep;
+    const int a = 2 + cp->bias;
+    ep.scale = cp->affine ? in[a] : NULL;
+    ep.shift = cp->affine ? in[a + 1] : NULL;
+    k->conv2d_ep(ex, &cp->p, in[0], in[1], cp->bias ? in[2] : NULL, &ep, out);
+}
+
+static size_t conv_ep_scratch(const npe_kernels *k, const kcase *c, int nthreads)
+{
+    const conv_ep_params *cp = c->params;
+    return k->conv2d_scratch(&cp->p, nthreads);
+}
+
+static void conv_ep_where(const kcase *c, size_t i, char *buf, size_t n)
+{
+    const conv_ep_params *cp = c->params;
+    kcase plain = *c;
+    plain.params = &cp->p;
+    conv_where(&plain, i, buf, n);
+}
+
+/* Every conv path with a batch norm affine and/or an activation after it, as the executor
+ * fuses them; the output must match the reference conv followed by the separate ops. */
+static void test_conv2d_ep(ctx *cx, rng *r)
+{
+    static const struct {
+        npe_unary_op op;
+        float alpha, beta;
+    } acts[] = {
+        {NPE_UNARY_RELU, 0, 0},        {NPE_UNARY_HARDTANH, 0, 6},  {NPE_UNARY_LEAKY_RELU, 0.1f, 0},
+        {NPE_UNARY_SILU, 0, 0},        {NPE_UNARY_SIGMOID, 0, 0},   {NPE_UNARY_HARDSWISH, 0, 0},
+        {NPE_UNARY_HARDSIGMOID, 0, 0}, {NPE_UNARY_TANH, 0, 0},      {NPE_UNARY_GELU, 0, 0},
+        {NPE_UNARY_ELU, 1.0f, 0},      {NPE_UNARY_HARDTANH, -1, 1},
+    };
+    conv_ep_params cp;
+    memset(&cp, 0, sizeof(cp));
+    gen_conv(r, &cp.p);
+    const npe_conv2d_params *p = &cp.p;
+    cp.bias = rng_chance(r, 60);
+    cp.affine = rng_chance(r, 70);
+    if (!cp.affine || rng_chance(r, 80)) {
+        const int a = rng_int(r, 0, (int)(sizeof(acts) / sizeof(acts[0])) - 1);
+        cp.ep.act = (int)acts[a].op + 1;
+        cp.ep.alpha = acts[a].alpha;
+        cp.ep.beta = acts[a].beta;
+    }
+    kcase c = {0};
+    snprintf(c.desc, sizeof(c.desc),
+             "%s n=%d cin=%d %dx%d -> cout=%d %dx%d k=%dx%d s=%d,%d p=%d,%d d=%d,%d g=%d "
+             "bias=%d affine=%d act=%d(%g,%g)",
+             p->transposed ? "conv_transpose2d" : "conv2d", p->n, p->c_in, p->h_in, p->w_in,
+             p->c_out, p->h_out, p->w_out, p->kh, p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw,
+             p->groups, cp.bias, cp.affine, cp.ep.act - 1, cp.ep.alpha, cp.ep.beta);
+    const size_t wn = p->transposed ? (size_t)p->c_in * (p->c_out / p->groups) * p->kh * p->kw
+                                    : (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
+    add_input(&c, r, (size_t)p->n * p->c_in * p->h_in * p->w_in, -1.0f, 1.0f, 0);
+    add_input(&c, r, wn, -1.0f, 1.0f, 0);
+    if (cp.bias)
+        add_input(&c, r, (size_t)p->c_out, -1.0f, 1.0f, 0);
+    if (cp.affine) {
+        add_input(&c, r, (size_t)p->c_out, 0.25f, 2.0f, 0);
+        add_input(&c, r, (size_t)p->c_out, -1.0f, 1.0f, 0);
+    }
+    c.out_n = (size_t)p->n * p->c_out * p->h_out * p->w_out;
+    c.tol = 2e-4; /* as conv2d, times the scale (<= 2) the affine applies */
+    c.floor = 1.0;
+    c.entry = offsetof(npe_kernels, conv2d_ep);
+    c.call = conv_ep_call;
+    c.params = &cp;
+    c.scratch = conv_ep_scratch;
+    c.where = conv_ep_where;
     run_case(cx, &c);
     free_case(&c);
 }
@@ -1137,6 +1235,7 @@ typedef struct op_test {
 static const op_test ops[] = {
     {"threadpool", test_threadpool, 20},
     {"conv2d", test_conv2d, 1000},
+    {"conv2d_ep", test_conv2d_ep, 500},
     {"linear", test_linear, 150},
     {"channel_affine", test_channel_affine, 150},
     {"unary", test_unary, 400},

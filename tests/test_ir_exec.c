@@ -339,6 +339,62 @@ static void run_fashion(npe_graph *g, const npe_kernels *k, const npe_kexec *ex,
     npe_exec_destroy(x);
 }
 
+/* conv -> batch norm -> relu (stem.0, stem.1, stem.2) runs as one conv with an epilogue: the
+ * outputs are bit for bit those of the separate ops (the epilogue uses their arithmetic), with
+ * either kernel table and on two threads, and the fused intermediates are not readable, while
+ * KEEP_ALL (which turns fusion off) still keeps them. */
+static void test_fused_chains(npe_graph *g, const npe_kernels *ref, const npe_kernels *cpu,
+                              const npe_kexec *ex)
+{
+    npe_array in = {0}, want = {0};
+    if (load("tests/data/fashion_ref/input_b4.npy", &in) ||
+        load("tests/data/fashion_ref/output_b4.npy", &want)) {
+        npe_array_free(&in);
+        return;
+    }
+    const int s0 = npe_graph_find_value(g, "stem.0"), s1 = npe_graph_find_value(g, "stem.1");
+    const int s2 = npe_graph_find_value(g, "stem.2");
+    CHECK(s0 >= 0 && s1 >= 0 && s2 >= 0);
+    for (int t = 0; t < 2 && s0 >= 0 && s1 >= 0 && s2 >= 0; t++) {
+        const npe_kernels *k = t ? cpu : ref;
+        const npe_kexec *kx = t ? ex : NULL;
+        static const unsigned flags[3] = {0, NPE_EXEC_NO_FUSE, NPE_EXEC_KEEP_ALL};
+        npe_exec *x[3] = {NULL, NULL, NULL};
+        npe_array out[3] = {{0}, {0}, {0}};
+        npe_error e = {0};
+        for (int f = 0; f < 3; f++) {
+            CHECK_EQ_INT(npe_exec_create(g, k, flags[f], &x[f], &e), 0);
+            CHECK_MSG(npe_exec_run(x[f], kx, &in, 1, &out[f], 1, &e) == 0, "%s", e.msg);
+        }
+        for (int f = 1; f < 3; f++)
+            CHECK_MSG(out[f].nbytes == out[0].nbytes && out[0].data &&
+                          memcmp(out[f].data, out[0].data, out[0].nbytes) == 0,
+                      "%s kernels: fused output differs from flags %u", k->name, flags[f]);
+        double d = rel_diff(&out[0], &want);
+        CHECK_MSG(d <= 1e-4, "%s kernels, fused: relative difference %g to PyTorch", k->name, d);
+        /* fused: the conv's and the batch norm's outputs were never stored; the relu's was */
+        CHECK(npe_exec_value(x[0], s0) == NULL);
+        CHECK(npe_exec_value(x[0], s1) == NULL);
+        CHECK(npe_exec_value(x[2], s0) != NULL && npe_exec_value(x[2], s1) != NULL);
+        const float *a = npe_exec_value(x[2], s2);
+        CHECK(a != NULL);
+        /* not fused: stem.2 is relu(stem.1), elementwise */
+        const float *b1 = npe_exec_value(x[2], s1);
+        if (a && b1) {
+            int64_t n = npe_value_numel(&g->values[s2]), bad = 0;
+            for (int64_t i = 0; i < n; i++)
+                bad += a[i] != (b1[i] < 0 ? 0.0f : b1[i]);
+            CHECK_MSG(bad == 0, "%lld values of stem.2 are not relu(stem.1)", (long long)bad);
+        }
+        for (int f = 0; f < 3; f++) {
+            npe_array_free(&out[f]);
+            npe_exec_destroy(x[f]);
+        }
+    }
+    npe_array_free(&in);
+    npe_array_free(&want);
+}
+
 static void test_fashion(void)
 {
     npe_graph *g = NULL;
@@ -398,6 +454,7 @@ static void test_fashion(void)
         npe_exec_destroy(b);
     }
     npe_array_free(&in);
+    test_fused_chains(g, &ref, &cpu, &ex);
 
     /* inference errors name the node, and inference runs again after an edit */
     npe_tshape bad = {4, {1, 3, 28, 28}};

@@ -1,7 +1,8 @@
 /* Optimised 2-D convolution: im2col + OpenBLAS sgemm over cache-sized column tiles, 1x1 stride-1
  * convolution as a direct sgemm, a direct kernel for depthwise convolution, and transposed
  * convolution as sgemm + col2im. Work is split into (image, group, tile) tasks over the pool and
- * every sgemm runs single-threaded inside its task. */
+ * every sgemm runs single-threaded inside its task; the fused epilogue (conv2d_ep) runs on each
+ * task's outputs while they are in cache. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,13 @@
 #include "blas.h"
 #include "cpu.h"
 #include "vec.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NPE_NO_VECTOR_EXT)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+#else
+#define HAVE_AVX2_PATH 0
+#endif
 
 /* An im2col tile holds up to this many floats (2 MiB): written by im2col and read back by
  * sgemm's packing from L2/L3 instead of memory. */
@@ -25,6 +33,8 @@
 #define DW_BLOCK_FLOATS (64 * 1024)
 /* Depthwise taps held as broadcast vectors; larger kernels take the plain row passes. */
 #define DW_MAX_TAPS 64
+/* Output channels per block below which splitting them (rather than columns) stops paying. */
+#define MIN_BLOCK_ROWS 32
 /* Multiply-adds per thread below which waking workers costs more than it saves (~10 us). */
 #define MIN_TASK_MACS (256 * 1024)
 
@@ -38,6 +48,9 @@ typedef struct conv_plan {
      * output-channel blocks (transposed) */
     int64_t tiles;
     int64_t tile_cols; /* forward: output columns per tile; transposed: input columns per pass */
+    int64_t mblocks;   /* forward: blocks of output channels per tile (small images: see
+                        * make_plan) */
+    int64_t mrows;     /* forward: output channels per block */
     int64_t cob;       /* transposed: output channels per block */
     int64_t lq;        /* depthwise: floats per phase of a padded row (npe_kcpu_phase_rows) */
     int64_t rb;        /* depthwise: output rows per block of padded input rows */
@@ -72,6 +85,31 @@ static int64_t balance(int64_t units, int64_t t0, int64_t tmax, int nthreads)
 static int64_t block_floats(int64_t normal)
 {
     return npe_kcpu_fine_grain ? 0 : normal;
+}
+
+/* Forward tasks: tiles of at most hw_out / tiles0 columns per (image, group), balanced over the
+ * threads. When balancing would cut the columns narrower than MIN_TILE_COLS (small images, few
+ * of them), the output channels are split instead: each task then packs only its block of the
+ * weights, which narrow column tiles would each pack whole, and sgemm keeps its full width. */
+static void split_columns(conv_plan *pl, int64_t units, int64_t tiles0)
+{
+    pl->tiles = balance(units, tiles0, pl->hw_out, pl->nthreads);
+    pl->mblocks = 1;
+    if (pl->tiles > tiles0 && ceil_div(pl->hw_out, pl->tiles) < MIN_TILE_COLS &&
+        (pl->cout_g >= 2 * MIN_BLOCK_ROWS || npe_kcpu_fine_grain)) {
+        pl->tiles = tiles0;
+        pl->mblocks = balance(units * tiles0, 1, ceil_div(pl->cout_g, MIN_BLOCK_ROWS),
+                              pl->nthreads);
+    }
+    pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
+    pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
+    pl->mrows = ceil_div(pl->cout_g, pl->mblocks);
+    if (!npe_kcpu_fine_grain) /* whole register blocks of sgemm's kernel */
+        pl->mrows = ceil_div(pl->mrows, 16) * 16;
+    if (pl->mrows > pl->cout_g)
+        pl->mrows = pl->cout_g;
+    pl->mblocks = ceil_div(pl->cout_g, pl->mrows);
+    pl->ntasks = units * pl->tiles * pl->mblocks;
 }
 
 static void make_plan(const npe_conv2d_params *p, int nthreads, unsigned flags, conv_plan *pl)
@@ -130,21 +168,15 @@ static void make_plan(const npe_conv2d_params *p, int nthreads, unsigned flags, 
                p->pw == 0) {
         pl->path = PATH_GEMM_1X1;
         pl->kdim = pl->cin_g;
-        pl->tiles = balance(units, 1, pl->hw_out, pl->nthreads);
-        pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
-        pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
-        pl->ntasks = units * pl->tiles;
+        split_columns(pl, units, 1);
     } else {
         pl->path = PATH_IM2COL;
         pl->kdim = pl->cin_g * pl->kk;
         int64_t cols = block_floats(TILE_FLOATS) / pl->kdim;
         if (cols < MIN_TILE_COLS)
             cols = npe_kcpu_fine_grain ? 1 + (p->w_out + 1) / 3 : MIN_TILE_COLS;
-        pl->tiles = balance(units, ceil_div(pl->hw_out, cols), pl->hw_out, pl->nthreads);
-        pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
-        pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
+        split_columns(pl, units, ceil_div(pl->hw_out, cols));
         pl->per_thread = round16(pl->kdim * pl->tile_cols);
-        pl->ntasks = units * pl->tiles;
     }
 }
 
@@ -154,7 +186,24 @@ typedef struct conv_job {
     const float *x, *w, *b;
     float *y;
     float *scratch;
+    const npe_conv_epilogue *ep; /* NULL: none */
+    unsigned flags;
 } conv_job;
+
+/* The epilogue on len outputs of output channel oc at y, with the vector loops of the
+ * separate ops when SIMD is on (the same arithmetic, so fusing changes no result). */
+static void epilogue(const conv_job *job, int64_t oc, float *y, int64_t len)
+{
+    const npe_conv_epilogue *ep = job->ep;
+    if (!(job->flags & NPE_KCPU_SIMD)) {
+        npe_ref_conv_epilogue(ep, oc, y, len);
+        return;
+    }
+    if (ep->scale && ep->shift)
+        npe_kcpu_affine_span(ep->scale[oc], ep->shift[oc], y, y, len);
+    if (ep->act > 0)
+        npe_kcpu_unary_span((npe_unary_op)(ep->act - 1), ep->alpha, ep->beta, y, y, len);
+}
 
 /* Valid output (or input, for col2im) positions o in [0, count) with 0 <= o*s + off < limit:
  * returns the range [*lo, *hi), empty when *lo == *hi. */
@@ -231,11 +280,17 @@ static void im2col_tile(const npe_conv2d_params *p, const conv_plan *pl, const f
                     } else {
                         const float *xr = xc + ih * p->w_in;
                         run_fill(d + ow0, a - ow0, 0.0f);
-                        if (sw == 1)
+                        if (sw == 1) {
                             run_copy(d + a, xr + a + off, e - a);
-                        else
-                            for (int64_t ow = a; ow < e; ow++)
+                        } else {
+                            int64_t ow = a;
+                            if (sw == 2) /* while both loads stay inside the row */
+                                for (; ow + KV_N <= e && (ow + KV_N) * 2 + off <= p->w_in;
+                                     ow += KV_N)
+                                    kv_store(d + ow, kv_even(xr + ow * 2 + off));
+                            for (; ow < e; ow++)
                                 d[ow] = xr[ow * sw + off];
+                        }
                         run_fill(d + e, ow1 - e, 0.0f);
                     }
                     pos += ow1 - ow0;
@@ -259,28 +314,38 @@ static void forward_tasks(void *arg, int64_t begin, int64_t end, int thread)
     const npe_conv2d_params *p = job->p;
     const conv_plan *pl = job->pl;
     float *col = job->scratch ? job->scratch + (size_t)thread * pl->per_thread : NULL;
+    int64_t have = -1; /* the (image, group, tile) whose columns col holds */
     for (int64_t t = begin; t < end; t++) {
-        const int64_t tile = t % pl->tiles, ug = t / pl->tiles;
+        const int64_t mb = t % pl->mblocks, ut = t / pl->mblocks;
+        const int64_t tile = ut % pl->tiles, ug = ut / pl->tiles;
         const int64_t g = ug % p->groups, img = ug / p->groups;
         const int64_t c0 = tile * pl->tile_cols;
         const int64_t c1 = c0 + pl->tile_cols < pl->hw_out ? c0 + pl->tile_cols : pl->hw_out;
+        const int64_t m0 = mb * pl->mrows;
+        const int64_t m = pl->mrows < pl->cout_g - m0 ? pl->mrows : pl->cout_g - m0;
+        const int64_t oc0 = g * pl->cout_g + m0;
         const float *xg = job->x + (img * p->c_in + g * pl->cin_g) * pl->hw_in;
-        const float *wg = job->w + g * pl->cout_g * pl->kdim;
-        float *yg = job->y + (img * p->c_out + g * pl->cout_g) * pl->hw_out;
+        const float *wg = job->w + oc0 * pl->kdim;
+        float *yg = job->y + (img * p->c_out + oc0) * pl->hw_out;
         float beta = 0.0f;
         if (job->b) {
-            fill_bias(yg, pl->cout_g, pl->hw_out, c0, c1, job->b + g * pl->cout_g);
+            fill_bias(yg, m, pl->hw_out, c0, c1, job->b + oc0);
             beta = 1.0f;
         }
         if (pl->path == PATH_GEMM_1X1) {
-            npe_blas_sgemm(1, 0, 0, (int)pl->cout_g, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
+            npe_blas_sgemm(1, 0, 0, (int)m, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
                            (int)pl->kdim, xg + c0, (int)pl->hw_in, beta, yg + c0,
                            (int)pl->hw_out);
         } else {
-            im2col_tile(p, pl, xg, c0, c1, col);
-            npe_blas_sgemm(1, 0, 0, (int)pl->cout_g, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
+            if (have != ut)
+                im2col_tile(p, pl, xg, c0, c1, col);
+            have = ut;
+            npe_blas_sgemm(1, 0, 0, (int)m, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
                            (int)pl->kdim, col, (int)(c1 - c0), beta, yg + c0, (int)pl->hw_out);
         }
+        if (job->ep)
+            for (int64_t i = 0; i < m; i++)
+                epilogue(job, oc0 + i, yg + i * pl->hw_out + c0, c1 - c0);
     }
 }
 
@@ -366,6 +431,57 @@ static void depthwise_block(const npe_conv2d_params *p, const conv_plan *pl, con
     }
 }
 
+#if HAVE_AVX2_PATH
+/* depthwise_block with eight-float vectors and fused multiply-adds (NPE_KCPU_AVX2): the taps
+ * are loads from cache, so the wider vectors and one instruction per tap are what it gains. */
+__attribute__((target("avx2,fma"))) static void
+depthwise_block_avx2(const npe_conv2d_params *p, const conv_plan *pl, const float *rows,
+                     const float *wk, float bias, float *yp, int64_t oh0, int64_t oh1)
+{
+    const int64_t wo = p->w_out, rowf = p->sw * pl->lq, kk = pl->kk;
+    int64_t toff[DW_MAX_TAPS];
+    __m256 wv[DW_MAX_TAPS];
+    for (int64_t ki = 0; ki < p->kh; ki++)
+        for (int64_t kj = 0; kj < p->kw; kj++) {
+            const int64_t t = ki * p->kw + kj, c = kj * p->dw;
+            toff[t] = ki * p->dh * rowf + c % p->sw * pl->lq + c / p->sw;
+            wv[t] = _mm256_set1_ps(wk[t]);
+        }
+    const __m256 vb = _mm256_set1_ps(bias);
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        const float *base = rows + (oh - oh0) * p->sh * rowf;
+        float *yr = yp + oh * wo;
+        int64_t ow = 0;
+        for (; ow + 32 <= wo; ow += 32) {
+            __m256 a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+            for (int64_t t = 0; t < kk; t++) {
+                const float *src = base + toff[t] + ow;
+                a0 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(src), a0);
+                a1 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(src + 8), a1);
+                a2 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(src + 16), a2);
+                a3 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(src + 24), a3);
+            }
+            _mm256_storeu_ps(yr + ow, a0);
+            _mm256_storeu_ps(yr + ow + 8, a1);
+            _mm256_storeu_ps(yr + ow + 16, a2);
+            _mm256_storeu_ps(yr + ow + 24, a3);
+        }
+        for (; ow + 8 <= wo; ow += 8) {
+            __m256 a0 = vb;
+            for (int64_t t = 0; t < kk; t++)
+                a0 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(base + toff[t] + ow), a0);
+            _mm256_storeu_ps(yr + ow, a0);
+        }
+        for (; ow < wo; ow++) {
+            float a = bias;
+            for (int64_t t = 0; t < kk; t++)
+                a = fmaf(wk[t], base[toff[t] + ow], a);
+            yr[ow] = a;
+        }
+    }
+}
+#endif
+
 static void depthwise_tasks(void *arg, int64_t begin, int64_t end, int thread)
 {
     const conv_job *job = arg;
@@ -384,6 +500,8 @@ static void depthwise_tasks(void *arg, int64_t begin, int64_t end, int thread)
         kcpu_split(p->h_out, pl->tiles, tile, &r0, &r1);
         if (!rows) {
             depthwise_rows(p, xp, wk, bias, yp, r0, r1);
+            if (job->ep)
+                epilogue(job, oc, yp + r0 * p->w_out, (r1 - r0) * p->w_out);
             continue;
         }
         for (int64_t oh0 = r0; oh0 < r1; oh0 += pl->rb) {
@@ -391,7 +509,14 @@ static void depthwise_tasks(void *arg, int64_t begin, int64_t end, int thread)
             npe_kcpu_phase_rows(xp, p->h_in, p->w_in, p->ph, p->pw, p->sw, pl->lq, oh0 * p->sh,
                                 (oh1 - 1) * p->sh + (int64_t)(p->kh - 1) * p->dh + 1, 0.0f,
                                 rows);
-            depthwise_block(p, pl, rows, wk, bias, yp, oh0, oh1);
+#if HAVE_AVX2_PATH
+            if (job->flags & NPE_KCPU_AVX2)
+                depthwise_block_avx2(p, pl, rows, wk, bias, yp, oh0, oh1);
+            else
+#endif
+                depthwise_block(p, pl, rows, wk, bias, yp, oh0, oh1);
+            if (job->ep)
+                epilogue(job, oc, yp + oh0 * p->w_out, (oh1 - oh0) * p->w_out);
         }
     }
 }
@@ -445,6 +570,9 @@ static void transposed_tasks(void *arg, int64_t begin, int64_t end, int thread)
                 }
             }
         }
+        if (job->ep)
+            for (int64_t oc = oc0; oc < oc1; oc++)
+                epilogue(job, g * pl->cout_g + oc, yb + (oc - oc0) * pl->hw_out, pl->hw_out);
     }
 }
 
@@ -454,8 +582,11 @@ static size_t plan_scratch_bytes(const conv_plan *pl)
 }
 
 static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
-                       const float *x, const float *w, const float *b, float *y)
+                       const float *x, const float *w, const float *b,
+                       const npe_conv_epilogue *ep, float *y)
 {
+    if (ep && !(ep->scale && ep->shift) && ep->act <= 0)
+        ep = NULL;
     npe_kexec serial;
     if (!(flags & NPE_KCPU_THREADS))
         ex = serial_exec(ex, &serial);
@@ -469,10 +600,10 @@ static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
         ex = &fewer;
     }
     if (pl.path == PATH_REF) {
-        npe_ref_conv2d(ex, p, x, w, b, y);
+        npe_ref_conv2d_ep(ex, p, x, w, b, ep, y);
         return;
     }
-    conv_job job = {p, &pl, x, w, b, y, NULL};
+    conv_job job = {p, &pl, x, w, b, y, NULL, ep, flags};
     void *owned = NULL;
     const size_t need = plan_scratch_bytes(&pl);
     if (need) {
@@ -483,7 +614,7 @@ static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
              * from the heap, and if even that fails the reference needs none. */
             owned = aligned_alloc(64, (need + 63) / 64 * 64);
             if (!owned) {
-                npe_ref_conv2d(ex, p, x, w, b, y);
+                npe_ref_conv2d_ep(ex, p, x, w, b, ep, y);
                 return;
             }
             job.scratch = owned;
@@ -519,7 +650,13 @@ static size_t conv2d_scratch_run(unsigned flags, const npe_conv2d_params *p, int
     static void conv2d_##name(const npe_kexec *ex, const npe_conv2d_params *p, const float *x, \
                               const float *w, const float *b, float *y)                        \
     {                                                                                          \
-        conv2d_run(ex, fl, p, x, w, b, y);                                                     \
+        conv2d_run(ex, fl, p, x, w, b, NULL, y);                                               \
+    }                                                                                          \
+    static void conv2d_ep_##name(const npe_kexec *ex, const npe_conv2d_params *p,              \
+                                 const float *x, const float *w, const float *b,               \
+                                 const npe_conv_epilogue *ep, float *y)                        \
+    {                                                                                          \
+        conv2d_run(ex, fl, p, x, w, b, ep, y);                                                 \
     }
 
 CONV_VARIANT(b, NPE_KCPU_BLAS)
@@ -528,29 +665,63 @@ CONV_VARIANT(bs, NPE_KCPU_BLAS | NPE_KCPU_SIMD)
 CONV_VARIANT(bt, NPE_KCPU_BLAS | NPE_KCPU_THREADS)
 CONV_VARIANT(st, NPE_KCPU_SIMD | NPE_KCPU_THREADS)
 CONV_VARIANT(bst, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS)
+#if HAVE_AVX2_PATH
+CONV_VARIANT(s_x, NPE_KCPU_SIMD | NPE_KCPU_AVX2)
+CONV_VARIANT(bs_x, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_AVX2)
+CONV_VARIANT(st_x, NPE_KCPU_SIMD | NPE_KCPU_THREADS | NPE_KCPU_AVX2)
+CONV_VARIANT(bst_x, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS | NPE_KCPU_AVX2)
+#endif
 
 void npe_kcpu_init_conv(npe_kernels *k, unsigned flags)
 {
     switch (flags & (NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS)) {
     case NPE_KCPU_BLAS:
         k->conv2d_scratch = conv2d_scratch_b, k->conv2d = conv2d_b;
+        k->conv2d_ep = conv2d_ep_b;
         break;
     case NPE_KCPU_SIMD:
         k->conv2d_scratch = conv2d_scratch_s, k->conv2d = conv2d_s;
+        k->conv2d_ep = conv2d_ep_s;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_SIMD:
         k->conv2d_scratch = conv2d_scratch_bs, k->conv2d = conv2d_bs;
+        k->conv2d_ep = conv2d_ep_bs;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_bt, k->conv2d = conv2d_bt;
+        k->conv2d_ep = conv2d_ep_bt;
         break;
     case NPE_KCPU_SIMD | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_st, k->conv2d = conv2d_st;
+        k->conv2d_ep = conv2d_ep_st;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_bst, k->conv2d = conv2d_bst;
+        k->conv2d_ep = conv2d_ep_bst;
         break;
     default: /* nothing to gain over the reference without BLAS or SIMD */
         break;
     }
+#if HAVE_AVX2_PATH
+    if (!(flags & NPE_KCPU_SIMD) || !(flags & NPE_KCPU_AVX2) || !npe_kcpu_have_avx2())
+        return;
+    switch (flags & (NPE_KCPU_BLAS | NPE_KCPU_THREADS)) {
+    case 0:
+        k->conv2d_scratch = conv2d_scratch_s_x, k->conv2d = conv2d_s_x;
+        k->conv2d_ep = conv2d_ep_s_x;
+        break;
+    case NPE_KCPU_BLAS:
+        k->conv2d_scratch = conv2d_scratch_bs_x, k->conv2d = conv2d_bs_x;
+        k->conv2d_ep = conv2d_ep_bs_x;
+        break;
+    case NPE_KCPU_THREADS:
+        k->conv2d_scratch = conv2d_scratch_st_x, k->conv2d = conv2d_st_x;
+        k->conv2d_ep = conv2d_ep_st_x;
+        break;
+    default:
+        k->conv2d_scratch = conv2d_scratch_bst_x, k->conv2d = conv2d_bst_x;
+        k->conv2d_ep = conv2d_ep_bst_x;
+        break;
+    }
+#endif
 }

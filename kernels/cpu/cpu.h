@@ -16,6 +16,16 @@ void npe_kcpu_init_elementwise(npe_kernels *k, unsigned flags);
 void npe_kcpu_init_pool(npe_kernels *k, unsigned flags);
 void npe_kcpu_init_data(npe_kernels *k, unsigned flags);
 
+/* Nonzero when the CPU runs AVX2 and FMA (x86-64; 0 elsewhere): the NPE_KCPU_AVX2 variants
+ * are used only then. Defined in table.c. */
+int npe_kcpu_have_avx2(void);
+
+/* The vector loops of unary and channel_affine on one contiguous span, serially: the conv
+ * epilogue runs them on tiles still in cache, with the arithmetic of the separate ops. */
+void npe_kcpu_unary_span(npe_unary_op op, float alpha, float beta, const float *x, float *y,
+                         int64_t n);
+void npe_kcpu_affine_span(float scale, float shift, const float *x, float *y, int64_t n);
+
 /* Sliding-window kernels (depthwise convolution, max pooling) read input rows through this
  * layout, so every tap of every output is in bounds and contiguous across outputs: padded row i
  * is input row i - ph (fill outside the input), and holds its padded columns c = j*sw + q, for

@@ -102,6 +102,13 @@ static void unary_range(const unary_job *job, int64_t b, int64_t e)
     }
 }
 
+void npe_kcpu_unary_span(npe_unary_op op, float alpha, float beta, const float *x, float *y,
+                         int64_t n)
+{
+    const unary_job job = {op, n, 1, x, y, alpha, beta};
+    unary_range(&job, 0, n);
+}
+
 static void unary_tasks(void *arg, int64_t begin, int64_t end, int thread)
 {
     (void)thread;
@@ -351,6 +358,12 @@ static void affine_range(const affine_job *job, int64_t begin, int64_t end)
         UNARY_LOOP(x * s + t);
         pos += run;
     }
+}
+
+void npe_kcpu_affine_span(float scale, float shift, const float *x, float *y, int64_t n)
+{
+    const affine_job job = {1, n, n, 1, x, &scale, &shift, y};
+    affine_range(&job, 0, n);
 }
 
 static void affine_tasks(void *arg, int64_t begin, int64_t end, int thread)

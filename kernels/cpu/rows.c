@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "vec.h"
 
 static void fill_run(float *p, int64_t n, float v)
 {
@@ -30,11 +31,17 @@ void npe_kcpu_phase_rows(const float *xp, int64_t h_in, int64_t w_in, int64_t ph
             if (j0 > j1)
                 j0 = j1;
             fill_run(run, j0, fill);
-            if (sw == 1)
+            int64_t j = j0;
+            if (sw == 1) {
                 memcpy(run + j0, xr + j0 - pw, (size_t)(j1 - j0) * sizeof(float));
-            else
-                for (int64_t j = j0; j < j1; j++)
-                    run[j] = xr[j * sw + q - pw];
+                j = j1;
+            } else if (sw == 2) {
+                /* vectors while their two loads stay inside the row */
+                for (; j + KV_N <= j1 && (j + KV_N) * 2 + q - pw <= w_in; j += KV_N)
+                    kv_store(run + j, kv_even(xr + j * 2 + q - pw));
+            }
+            for (; j < j1; j++)
+                run[j] = xr[j * sw + q - pw];
             fill_run(run + j1, lq - j1, fill);
         }
     }

@@ -59,6 +59,19 @@ static inline kv kv_from_bits(kvi b)
     return r;
 }
 
+/* Lanes 0, 2, 4, ... of the 2 * KV_N floats at p: a stride-2 gather as two loads and a
+ * shuffle (im2col and the phased rows of stride-2 convolutions and pools). */
+static inline kv kv_even(const float *p)
+{
+#if KV_N == 4 && defined(__clang__)
+    return __builtin_shufflevector(kv_load(p), kv_load(p + 4), 0, 2, 4, 6);
+#elif KV_N == 4
+    return __builtin_shuffle(kv_load(p), kv_load(p + 4), (kvi){0, 2, 4, 6});
+#else
+    return p[0];
+#endif
+}
+
 /* m ? a : b per lane, m all-ones or all-zeros per lane (a comparison result). */
 static inline kv kv_select(kvi m, kv a, kv b)
 {

@@ -91,3 +91,24 @@ void npe_ref_conv2d(const npe_kexec *ex, const npe_conv2d_params *p, const float
     else
         conv_forward(p, x, w, b, y);
 }
+
+void npe_ref_conv_epilogue(const npe_conv_epilogue *ep, int64_t oc, float *y, int64_t len)
+{
+    if (ep->scale && ep->shift)
+        npe_ref_channel_affine(NULL, 1, 1, len, y, ep->scale + oc, ep->shift + oc, y);
+    if (ep->act > 0) /* an unknown op gives NaN, as npe_ref_unary */
+        npe_ref_unary(NULL, (npe_unary_op)(ep->act - 1), len, y, y, ep->alpha, ep->beta);
+}
+
+/* The definition of the fused op: the convolution, then the epilogue on every output plane. */
+void npe_ref_conv2d_ep(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
+                       const float *w, const float *b, const npe_conv_epilogue *ep, float *y)
+{
+    npe_ref_conv2d(ex, p, x, w, b, y);
+    if (!ep)
+        return;
+    const int64_t hw = (int64_t)p->h_out * p->w_out;
+    for (int64_t n = 0; n < p->n; n++)
+        for (int64_t oc = 0; oc < p->c_out; oc++)
+            npe_ref_conv_epilogue(ep, oc, y + (n * p->c_out + oc) * hw, hw);
+}

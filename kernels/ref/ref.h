@@ -8,6 +8,10 @@
 size_t npe_ref_conv2d_scratch(const npe_conv2d_params *p, int nthreads);
 void npe_ref_conv2d(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
                     const float *w, const float *b, float *y);
+void npe_ref_conv2d_ep(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
+                       const float *w, const float *b, const npe_conv_epilogue *ep, float *y);
+/* The epilogue alone, in place, on len outputs of output channel oc starting at y. */
+void npe_ref_conv_epilogue(const npe_conv_epilogue *ep, int64_t oc, float *y, int64_t len);
 
 void npe_ref_linear(const npe_kexec *ex, int64_t m, int64_t k, int64_t n, const float *x,
                     const float *w, const float *b, float *y);

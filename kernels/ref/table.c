@@ -8,6 +8,7 @@ void npe_kernels_init_ref(npe_kernels *k)
     k->name = "ref";
     k->conv2d_scratch = npe_ref_conv2d_scratch;
     k->conv2d = npe_ref_conv2d;
+    k->conv2d_ep = npe_ref_conv2d_ep;
     k->linear = npe_ref_linear;
     k->channel_affine = npe_ref_channel_affine;
     k->unary = npe_ref_unary;
