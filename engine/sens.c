@@ -1,5 +1,15 @@
 /* Sensitivity analysis: baseline pass with a batch cache, (group, sparsity) evaluations handed to
- * worker threads in serial order, durable recording, then the per-group choice. */
+ * worker threads in serial order, durable recording, then the per-group choice.
+ *
+ * Reuse of computation: pruning a group changes only the nodes downstream of its producers (the
+ * region); everything upstream computes what the original model computes. So, group by group,
+ * the original model's activations that the region reads (its frontier) are computed once per
+ * batch and kept within the cache budget, every sparsity of the group then runs only the region
+ * of its pruned clone (physically smaller tensors) on them, and the next group's frontier is
+ * computed from the one held where it lies downstream of it. Batches whose frontier does not fit
+ * have it computed again for each evaluation. The region runs the same kernels on the same bits
+ * as the whole pruned model would, so the values are identical (NPE_SENS_REUSE=0 or
+ * npe_sens_options.reuse = 0 runs whole models, the reference). */
 #define _POSIX_C_SOURCE 200809L
 #include "sens.h"
 
@@ -14,6 +24,7 @@
 
 #include "../kernels/cpu/threadpool.h"
 #include "exec.h"
+#include "subgraph.h"
 
 static const double default_sparsities[] = {0.1, 0.2, 0.3, 0.4, 0.5};
 
@@ -27,6 +38,8 @@ void npe_sens_options_init(npe_sens_options *o)
     o->ori_metric = NAN;
     o->workers = 1;
     o->cache_bytes = (size_t)1 << 30;
+    const char *e = getenv("NPE_SENS_REUSE");
+    o->reuse = !(e && strcmp(e, "0") == 0);
 }
 
 /* ---- Shared state ---------------------------------------------------------------------------- */
@@ -36,6 +49,28 @@ typedef struct sbatch {
     npe_array in, tgt;
     npe_array *ref;  /* n_out arrays (fidelity, cached) */
 } sbatch;
+
+/* Where a value the region run needs comes from (gpart.rin, gpart.osrc). */
+enum { SRC_INPUT = -(1 << 20) }; /* the batch's input; >= 0: a need slot or region output */
+
+/* The current group's parts of the model (reuse). Value and node ids are the base graph's: a
+ * pruned clone has the same. */
+typedef struct gpart {
+    int ok;                   /* 0: the group's pairs run whole models */
+    unsigned char *region;    /* nodes downstream of the group's producers */
+    npe_subgraph_plan rp;     /* region (+ static nodes it reads), its frontier */
+    int *rout, n_rout;        /* region graph outputs: the model outputs it makes, the metric's
+                               * first (n_rout_metric of them), then the others */
+    int n_rout_metric;
+    int *osrc;                /* metric output i: index into rout, SRC_INPUT, or -1 - need slot */
+    int *rin;                 /* region input j (rp.inputs[j]): need slot or SRC_INPUT */
+    int *need, n_need;        /* original model's activations the region run takes per batch */
+    unsigned char *is_need;   /* per value */
+    npe_graph *pre;           /* the unchanged part making need[] from the input; template */
+    npe_graph *inc;           /* making inc_out[] from the previous group's need[]; or NULL */
+    int *inc_in, n_inc_in;    /* its inputs (value ids) */
+    int *inc_out, n_inc_out;  /* its first outputs: need values the previous group lacked */
+} gpart;
 
 typedef struct shared {
     const npe_sens_options *o;
@@ -49,11 +84,21 @@ typedef struct shared {
     sbatch *batches;
     int64_t nb;
     int all_cached;
+    /* reuse */
+    int reuse;
+    gpart part, old;          /* the current group's and the previous one's (old.need held) */
+    npe_array **held;         /* per value: NULL or nb arrays (data NULL: not held) */
+    int *hv, n_hv;            /* the values with arrays in held */
+    unsigned char *bheld;     /* per batch: every part.need value is held */
+    size_t fbudget, fused;    /* bytes for held activations, and held now */
+    size_t fpeak;             /* most held at once */
+    size_t region_evals;
+    int64_t *numel_at[2];     /* per value: elements at the full batch size and at the last one */
     /* work */
     pthread_mutex_t mu;
     size_t *item_g, *item_i;
     unsigned char *taken;
-    size_t n_items, cursor;
+    size_t n_items, cursor, item_end;
     int stop, canceled, rc;
     npe_error err;
     size_t evaluated;
@@ -67,6 +112,8 @@ typedef struct worker {
     npe_graph *ref_graph;   /* the original model: baseline, references not cached */
     npe_exec *ref_exec;
     npe_metric *metric;
+    npe_graph *pre_graph;   /* workers > 0: clone of part.pre (worker 0 runs part.pre itself) */
+    npe_exec *pre_exec;     /* for batches whose frontier is not held */
     pthread_t th;
     int started;
 } worker;
@@ -119,8 +166,17 @@ static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_er
     return 0;
 }
 
+static void worker_drop_part(worker *w)
+{
+    npe_exec_destroy(w->pre_exec);
+    npe_graph_destroy(w->pre_graph);
+    w->pre_exec = NULL;
+    w->pre_graph = NULL;
+}
+
 static void worker_fini(worker *w)
 {
+    worker_drop_part(w);
     npe_exec_destroy(w->ref_exec);
     npe_graph_destroy(w->ref_graph);
     npe_metric_destroy(w->metric);
@@ -202,20 +258,174 @@ out:
     return r;
 }
 
-/* Prune a clone of the base graph at (group gi, sparsity s) and measure it. */
-static int evaluate_pair(worker *w, int gi, double s, double *value, npe_error *err)
+/* ---- Reuse: the region of a pruned clone on the original model's frontier ------------------ */
+/* Lists nest; no model we import goes deeper. */
+#define LIST_DEPTH 16
+
+static int reads_flag(const npe_graph *g, int v, const unsigned char *flag, int depth)
+{
+    if (flag[v])
+        return 1;
+    const npe_value *val = &g->values[v];
+    for (int i = 0; depth < LIST_DEPTH && i < val->n_items; i++)
+        if (reads_flag(g, val->items[i], flag, depth + 1))
+            return 1;
+    return 0;
+}
+
+/* Whether a value of the base graph and of a pruned clone hold the same parameter or literal. */
+static int same_value(const npe_value *a, const npe_value *b)
+{
+    if (a->type != b->type || a->n_items != b->n_items || a->numel_data != b->numel_data ||
+        !a->data != !b->data || a->i != b->i || memcmp(&a->f, &b->f, sizeof(a->f)) != 0 ||
+        !a->s != !b->s || (a->s && strcmp(a->s, b->s) != 0))
+        return 0;
+    if (a->n_items && memcmp(a->items, b->items, (size_t)a->n_items * sizeof(int)) != 0)
+        return 0;
+    if (a->data && (a->ndim != b->ndim ||
+                    memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof(int64_t)) != 0 ||
+                    memcmp(a->data, b->data, (size_t)a->numel_data * sizeof(float)) != 0))
+        return 0;
+    return 1;
+}
+
+/* Whether every node outside the group's region reads in the pruned clone pg what it reads in
+ * the original. The region comes from the group's structure; this checks the clone itself, so a
+ * cut the structure did not foresee makes the pair run the whole model instead of a wrong part. */
+static int unchanged_outside(const shared *sh, const npe_graph *pg)
+{
+    const npe_graph *b = sh->base;
+    if (pg->n_values != b->n_values || pg->n_nodes != b->n_nodes)
+        return 0;
+    unsigned char *diff = calloc((size_t)b->n_values + 1, 1);
+    if (!diff)
+        return 0;
+    int any = 0, ok = 1;
+    for (int v = 0; v < b->n_values; v++)
+        if (b->values[v].producer < 0 && !same_value(&b->values[v], &pg->values[v]))
+            diff[v] = 1, any = 1;
+    for (int i = 0; any && ok && i < b->n_nodes; i++) {
+        if (sh->part.rp.keep[i])
+            continue;
+        const npe_node *n = &b->nodes[i];
+        for (int k = 0; k < n->n_in && ok; k++)
+            ok = !reads_flag(b, n->in[k], diff, 0);
+    }
+    free(diff);
+    return ok;
+}
+
+/* The need values of batch b: the held ones, or the unchanged part run now on the input (into
+ * own[], which the caller frees). */
+static int need_values(worker *w, int64_t b, const npe_array *in, const npe_array **vals,
+                       npe_array *own, npe_error *err)
+{
+    shared *sh = w->sh;
+    const gpart *P = &sh->part;
+    if (!P->n_need)
+        return 0;
+    if (sh->bheld[b]) {
+        for (int k = 0; k < P->n_need; k++)
+            vals[k] = &sh->held[P->need[k]][b];
+        return 0;
+    }
+    int r;
+    if (!w->pre_exec) /* made before the phase (prepare_pre) */
+        return npe_error_set(err, NPE_EINVAL, "internal error: no executor for the unchanged part");
+    if ((r = npe_exec_run(w->pre_exec, &w->kx, in, 1, own, P->n_need, err))) {
+        npe_error_prefix(err, "original model on samples %lld..%lld",
+                         (long long)sh->batches[b].start,
+                         (long long)(sh->batches[b].start + sh->batches[b].n - 1));
+        return r;
+    }
+    for (int k = 0; k < P->n_need; k++)
+        vals[k] = &own[k];
+    return 0;
+}
+
+/* The metric of pruned clone pg (cut here to the group's region) over the data set. */
+static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *err)
+{
+    shared *sh = w->sh;
+    const gpart *P = &sh->part;
+    npe_exec *x = NULL;
+    int r = npe_subgraph_cut(pg, &P->rp, P->rout, P->n_rout, err);
+    if (r)
+        return r;
+    /* no metric output in the region: the pruned channels reach nothing measured */
+    if (P->n_rout_metric && (r = npe_exec_create(pg, &sh->k, 0, &x, err)))
+        return r;
+    npe_metric_reset(w->metric);
+    size_t nn = (size_t)P->n_need + 1, ni = (size_t)P->rp.n_inputs + 1, no = (size_t)sh->n_out;
+    npe_array *outs = calloc(no, sizeof(*outs));
+    npe_array *routs = calloc((size_t)P->n_rout + 1, sizeof(*routs));
+    npe_array *own_ref = calloc(no, sizeof(*own_ref));
+    npe_array *own_need = calloc(nn, sizeof(*own_need));
+    npe_array *ins = calloc(ni, sizeof(*ins));
+    const npe_array **vals = calloc(nn, sizeof(*vals));
+    if (!outs || !routs || !own_ref || !own_need || !ins || !vals) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t b = 0; b < sh->nb && !r; b++) {
+        const sbatch *B = &sh->batches[b];
+        npe_array own_in = {0}, own_tgt = {0};
+        const npe_array *in, *tgt, *ref;
+        if (!(r = get_batch(w, b, &in, &tgt, &ref, &own_in, &own_tgt, own_ref, err)) &&
+            !(r = need_values(w, b, in, vals, own_need, err))) {
+            for (int j = 0; j < P->rp.n_inputs; j++)
+                ins[j] = P->rin[j] == SRC_INPUT ? *in : *vals[P->rin[j]];
+            if (x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, routs, P->n_rout_metric,
+                                       err)))
+                npe_error_prefix(err, "samples %lld..%lld", (long long)B->start,
+                                 (long long)(B->start + B->n - 1));
+            for (int i = 0; !r && i < sh->n_out; i++) {
+                int o = P->osrc[i];
+                outs[i] = o >= 0 ? routs[o] : o == SRC_INPUT ? *in : *vals[-1 - o];
+            }
+            if (!r)
+                r = npe_metric_update_batch(w->metric, outs, sh->n_out, tgt, ref, err);
+        }
+        free_arrays(routs, P->n_rout_metric);
+        free_arrays(own_need, P->n_need);
+        free_arrays(own_ref, sh->n_out);
+        npe_array_free(&own_in);
+        npe_array_free(&own_tgt);
+    }
+    if (!r)
+        r = npe_metric_value(w->metric, value, err);
+out:
+    free(outs);
+    free(routs);
+    free(own_ref);
+    free(own_need);
+    free(ins);
+    free(vals);
+    npe_exec_destroy(x);
+    return r;
+}
+
+/* Prune a clone of the base graph at (group gi, sparsity s) and measure it: its region when the
+ * group has parts, else (or when the clone changed outside the region: *whole = 1) all of it. */
+static int evaluate_pair(worker *w, int gi, double s, double *value, int *whole, npe_error *err)
 {
     shared *sh = w->sh;
     npe_graph *pg = NULL;
     npe_prune_plan *plan = NULL;
+    *whole = 0;
     int r = npe_graph_clone(sh->base, &pg);
     if (r)
         return npe_error_set(err, r, "out of memory cloning the model");
     if (!(r = npe_prune_plan_create(sh->G, &plan)) &&
         !(r = npe_prune_select(sh->base, sh->G, gi, s, sh->o->channel_alignment, plan, err)) &&
-        !(r = npe_prune_apply(pg, sh->G, plan, err)))
-        r = evaluate(w, pg, value, err);
-    else if (r && !err->msg[0])
+        !(r = npe_prune_apply(pg, sh->G, plan, err))) {
+        if (sh->reuse && sh->part.ok && unchanged_outside(sh, pg)) {
+            r = evaluate_region(w, pg, value, err);
+        } else {
+            *whole = sh->reuse && sh->part.ok;
+            r = evaluate(w, pg, value, err);
+        }
+    } else if (r && !err->msg[0])
         npe_error_set(err, r, "out of memory");
     npe_prune_plan_destroy(plan);
     npe_graph_destroy(pg);
@@ -226,11 +436,11 @@ static int evaluate_pair(worker *w, int gi, double s, double *value, npe_error *
 /* Next pair to hand out, in serial order, skipping pairs taken or no longer pending (under mu). */
 static int next_item(shared *sh, size_t *k_out)
 {
-    while (sh->cursor < sh->n_items &&
+    while (sh->cursor < sh->item_end &&
            (sh->taken[sh->cursor] ||
             !npe_sens_pending(sh->t, sh->item_g[sh->cursor], sh->item_i[sh->cursor])))
         sh->cursor++;
-    for (size_t k = sh->cursor; k < sh->n_items; k++)
+    for (size_t k = sh->cursor; k < sh->item_end; k++)
         if (!sh->taken[k] && npe_sens_pending(sh->t, sh->item_g[k], sh->item_i[k])) {
             *k_out = k;
             return 1;
@@ -273,9 +483,16 @@ static void *work(void *arg)
 
         npe_error e = {0};
         double v = NAN;
-        int r = evaluate_pair(w, gi, s, &v, &e);
+        int whole = 0;
+        int r = evaluate_pair(w, gi, s, &v, &whole, &e);
 
         pthread_mutex_lock(&sh->mu);
+        if (whole) {
+            char sb[NPE_SENS_NUM_MAX];
+            npe_sens_format_shortest(s, sb);
+            slog(o, NPE_LOG_DEBUG, "group '%s' sparsity %s: pruning changed the model outside the "
+                 "group's region; the whole model was run", grp->name, sb);
+        }
         if (r) {
             char sb[NPE_SENS_NUM_MAX];
             npe_sens_format_shortest(s, sb);
@@ -288,6 +505,7 @@ static void *work(void *arg)
             break;
         }
         sh->evaluated++;
+        sh->region_evals += sh->reuse && sh->part.ok && !whole;
         char sb[NPE_SENS_NUM_MAX], vb[NPE_SENS_NUM_MAX];
         npe_sens_format_shortest(s, sb);
         npe_sens_format_value(v, vb);
@@ -307,6 +525,21 @@ static void *work(void *arg)
     }
     pthread_mutex_unlock(&sh->mu);
     return NULL;
+}
+
+/* Workers take the items of [cursor, item_end) until none is left. */
+static void run_phase(shared *sh, worker *W, int nworkers)
+{
+    for (int i = 1; i < nworkers; i++) {
+        W[i].started = 0;
+        if (pthread_create(&W[i].th, NULL, work, &W[i]))
+            break; /* fewer workers: the others share the work */
+        W[i].started = 1;
+    }
+    work(&W[0]);
+    for (int i = 1; i < nworkers; i++)
+        if (W[i].started)
+            pthread_join(W[i].th, NULL);
 }
 
 /* ---- Setup helpers --------------------------------------------------------------------------- */
@@ -514,11 +747,395 @@ static int baseline_pass(worker *w, double *measured, npe_error *err)
     }
     if (r)
         return r;
+    sh->fbudget = left; /* the rest of the budget holds frontier activations */
     if (sh->fidelity) {
         *measured = 1.0; /* the original against itself, by definition */
         return 0;
     }
     return npe_metric_value(w->metric, measured, err);
+}
+
+/* ---- Reuse: the group's parts and the frontier cache -------------------------------------- */
+static void part_finish(gpart *P)
+{
+    free(P->region);
+    npe_subgraph_plan_finish(&P->rp);
+    free(P->rout);
+    free(P->osrc);
+    free(P->rin);
+    free(P->need);
+    free(P->is_need);
+    npe_graph_destroy(P->pre);
+    npe_graph_destroy(P->inc);
+    free(P->inc_in);
+    free(P->inc_out);
+    memset(P, 0, sizeof(*P));
+}
+
+static int find_id(const int *a, int n, int v)
+{
+    for (int i = 0; i < n; i++)
+        if (a[i] == v)
+            return i;
+    return -1;
+}
+
+/* A copy of base cut to the part of plan pl, with outputs outs[0..n) and then every other model
+ * output the part makes: a value that is an output of the model stays one, so the executor
+ * treats it alike in the part and in the whole model. */
+static int make_part(const npe_graph *base, const npe_subgraph_plan *pl, const int *outs, int n,
+                     npe_graph **out, npe_error *err)
+{
+    *out = NULL;
+    int *all = malloc(((size_t)n + (size_t)base->n_outputs + 1) * sizeof(int));
+    if (!all)
+        return npe_error_set(err, NPE_ENOMEM, "out of memory");
+    int na = 0;
+    for (int i = 0; i < n; i++)
+        all[na++] = outs[i];
+    for (int i = 0; i < base->n_outputs; i++)
+        if (npe_subgraph_makes(base, pl, base->outputs[i]) &&
+            find_id(all, na, base->outputs[i]) < 0)
+            all[na++] = base->outputs[i];
+    npe_graph *g = NULL;
+    int r = npe_graph_clone(base, &g);
+    if (r)
+        r = npe_error_set(err, r, "out of memory cloning the model");
+    else if ((r = npe_subgraph_cut(g, pl, all, na, err)))
+        npe_graph_destroy(g);
+    else
+        *out = g;
+    free(all);
+    return r;
+}
+
+/* Need slot of value v, added when new. */
+static int need_slot(gpart *P, int v)
+{
+    if (!P->is_need[v]) {
+        P->is_need[v] = 1;
+        P->need[P->n_need++] = v;
+    }
+    return find_id(P->need, P->n_need, v);
+}
+
+/* The parts of table group tg: its region (what pruning it changes), the region's inputs from the
+ * original model, the unchanged part making them from the input, and the part making the ones
+ * the previous group did not hold from the ones it did. part.ok stays 0 when the model does not
+ * split this way (the pairs then run whole models). */
+static int setup_group(shared *sh, size_t tg, npe_error *err)
+{
+    const npe_graph *base = sh->base;
+    const npe_groups *G = sh->G;
+    gpart *P = &sh->part;
+    int nn = base->n_nodes, nv = base->n_values, x = base->inputs[0];
+    int r = 0;
+    memset(P, 0, sizeof(*P));
+    unsigned char *nodes = calloc((size_t)nn + 1, 1);
+    npe_subgraph_plan pp = {0}, ip = {0};
+    P->region = calloc((size_t)nn + 1, 1);
+    P->is_need = calloc((size_t)nv + 1, 1);
+    if (!nodes || !P->region || !P->is_need) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* (unchanged_outside checks each pruned clone against this region) */
+    if ((r = npe_subgraph_group_region(base, G, sh->tg2G[tg], P->region, err)) ||
+        (r = npe_subgraph_plan_make(base, P->region, &P->rp, err)))
+        goto out;
+
+    P->need = malloc(((size_t)P->rp.n_inputs + (size_t)sh->n_out + 1) * sizeof(int));
+    P->rin = malloc(((size_t)P->rp.n_inputs + 1) * sizeof(int));
+    P->rout = malloc(((size_t)base->n_outputs + 1) * sizeof(int));
+    P->osrc = malloc(((size_t)sh->n_out + 1) * sizeof(int));
+    if (!P->need || !P->rin || !P->rout || !P->osrc) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int j = 0; j < P->rp.n_inputs; j++) {
+        int v = P->rp.inputs[j];
+        if (v != x && (base->values[v].flags & NPE_VF_INPUT))
+            goto out; /* not ok: only the model's one input comes with the batch */
+        P->rin[j] = v == x ? SRC_INPUT : need_slot(P, v);
+    }
+    for (int i = 0; i < sh->n_out; i++) {
+        int v = base->outputs[i];
+        if (npe_subgraph_makes(base, &P->rp, v)) {
+            int o = find_id(P->rout, P->n_rout, v);
+            if (o < 0)
+                P->rout[o = P->n_rout++] = v;
+            P->osrc[i] = o;
+        } else {
+            P->osrc[i] = v == x ? SRC_INPUT : -1 - need_slot(P, v);
+        }
+    }
+    P->n_rout_metric = P->n_rout;
+    for (int i = 0; i < base->n_outputs; i++)
+        if (npe_subgraph_makes(base, &P->rp, base->outputs[i]) &&
+            find_id(P->rout, P->n_rout, base->outputs[i]) < 0)
+            P->rout[P->n_rout++] = base->outputs[i];
+
+    if (P->n_need) {
+        /* everything outside the region computes what the original does, from the input only */
+        for (int i = 0; i < nn; i++)
+            nodes[i] = !P->region[i];
+        if ((r = npe_subgraph_plan_make(base, nodes, &pp, err)))
+            goto out;
+        if (pp.n_inputs != 1 || pp.inputs[0] != x)
+            goto out; /* not ok */
+        if ((r = make_part(base, &pp, P->need, P->n_need, &P->pre, err)))
+            goto out;
+    }
+    if (P->n_need && sh->old.ok && sh->old.n_need) {
+        /* The previous group's held values and the nodes its region covers that this group's
+         * does not: when they make every value missing, the next fill runs only those nodes. */
+        int *miss = malloc(((size_t)P->n_need + 1) * sizeof(int));
+        if (!miss) {
+            r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+            goto out;
+        }
+        int nm = 0;
+        for (int k = 0; k < P->n_need; k++)
+            if (!sh->old.is_need[P->need[k]])
+                miss[nm++] = P->need[k];
+        for (int i = 0; i < nn; i++)
+            nodes[i] = !P->region[i] && sh->old.region[i];
+        int usable = nm > 0 && !(r = npe_subgraph_plan_make(base, nodes, &ip, err));
+        for (int k = 0; usable && k < nm; k++)
+            usable = npe_subgraph_makes(base, &ip, miss[k]);
+        for (int j = 0; usable && j < ip.n_inputs; j++)
+            usable = ip.inputs[j] == x || sh->old.is_need[ip.inputs[j]];
+        if (usable && !(r = make_part(base, &ip, miss, nm, &P->inc, err))) {
+            P->inc_out = miss;
+            P->n_inc_out = nm;
+            miss = NULL;
+            P->inc_in = ip.inputs;
+            P->n_inc_in = ip.n_inputs;
+            ip.inputs = NULL;
+        }
+        free(miss);
+        if (r)
+            goto out;
+    }
+    P->ok = 1;
+out:
+    npe_subgraph_plan_finish(&pp);
+    npe_subgraph_plan_finish(&ip);
+    free(nodes);
+    return r;
+}
+
+/* Bytes of the need values at batch b (from the sizes inferred at both batch sizes). */
+static size_t need_bytes(const shared *sh, int64_t b, int only_missing)
+{
+    const gpart *P = &sh->part;
+    int which = sh->batches[b].n == sh->batches[0].n ? 0 : 1;
+    size_t t = 0;
+    for (int k = 0; k < P->n_need; k++) {
+        int v = P->need[k];
+        if (!only_missing || !sh->held[v] || !sh->held[v][b].data)
+            t += (size_t)sh->numel_at[which][v] * sizeof(float);
+    }
+    return t;
+}
+
+static void drop_held(shared *sh, int v, int64_t b)
+{
+    if (sh->held[v] && sh->held[v][b].data) {
+        sh->fused -= sh->held[v][b].nbytes;
+        npe_array_free(&sh->held[v][b]);
+    }
+}
+
+/* Drop batch b's held values that the current group does not need (all: also the needed). */
+static void drop_batch(shared *sh, int64_t b, int all)
+{
+    for (int i = 0; i < sh->n_hv; i++)
+        if (all || !sh->part.is_need[sh->hv[i]])
+            drop_held(sh, sh->hv[i], b);
+}
+
+static int hold(shared *sh, int v, int64_t b, npe_array *a, npe_error *err)
+{
+    if (!sh->held[v]) {
+        int *nhv = realloc(sh->hv, ((size_t)sh->n_hv + 1) * sizeof(int));
+        if (nhv)
+            sh->hv = nhv;
+        if (!nhv || !(sh->held[v] = calloc((size_t)sh->nb, sizeof(npe_array)))) {
+            npe_array_free(a);
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        }
+        sh->hv[sh->n_hv++] = v;
+    }
+    if (sh->held[v][b].data) { /* already held: the same bits */
+        npe_array_free(a);
+        return 0;
+    }
+    sh->held[v][b] = *a;
+    memset(a, 0, sizeof(*a));
+    sh->fused += sh->held[v][b].nbytes;
+    if (sh->fused > sh->fpeak)
+        sh->fpeak = sh->fused;
+    return 0;
+}
+
+/* Hold the current group's need values for as many batches (in data order) as the budget allows,
+ * on worker w, computing them from the previous group's where they lie downstream of those. */
+static int fill_cache(shared *sh, worker *w, npe_error *err)
+{
+    gpart *P = &sh->part;
+    int x = sh->base->inputs[0];
+    int64_t kmax = 0;
+    size_t tot = 0;
+    for (int64_t b = 0; b < sh->nb; b++) {
+        size_t nb = need_bytes(sh, b, 0);
+        if (nb > sh->fbudget - tot)
+            break;
+        tot += nb;
+        kmax = b + 1;
+    }
+    for (int64_t b = kmax; b < sh->nb; b++) {
+        drop_batch(sh, b, 1);
+        sh->bheld[b] = 0;
+    }
+    int64_t tail = sh->nb - 1; /* later batches whose previous-group values may go for room */
+    npe_exec *inc_exec = NULL;
+    npe_array *outs = calloc((size_t)P->n_need + 1, sizeof(*outs));
+    npe_array *ins = calloc((size_t)P->n_inc_in + 1, sizeof(*ins));
+    int r = 0;
+    if (!outs || !ins)
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+    for (int64_t b = 0; b < kmax && !r; b++) {
+        size_t miss = need_bytes(sh, b, 1);
+        if (!miss) {
+            drop_batch(sh, b, 0);
+            sh->bheld[b] = 1;
+            continue;
+        }
+        /* room: what later batches hold for the previous group only goes first, then this one's */
+        while (tail > b && sh->fused + miss > sh->fbudget)
+            drop_batch(sh, tail--, 0);
+        if (sh->fused + miss > sh->fbudget)
+            drop_batch(sh, b, 0);
+        sh->bheld[b] = 0;
+        if (sh->fused + miss > sh->fbudget) {
+            drop_batch(sh, b, 1);
+            continue;
+        }
+        const sbatch *B = &sh->batches[b];
+        npe_array own_in = {0}, own_tgt = {0};
+        const npe_array *in = &B->in;
+        if (!B->cached) {
+            if ((r = npe_dataset_read(sh->o->data, B->start, B->n, &own_in, &own_tgt, err)))
+                break;
+            in = &own_in;
+        }
+        int use_inc = P->inc != NULL;
+        for (int j = 0; use_inc && j < P->n_inc_in; j++)
+            use_inc = P->inc_in[j] == x ||
+                      (sh->held[P->inc_in[j]] && sh->held[P->inc_in[j]][b].data);
+        if (use_inc) {
+            for (int j = 0; j < P->n_inc_in; j++)
+                ins[j] = P->inc_in[j] == x ? *in : sh->held[P->inc_in[j]][b];
+            if (!inc_exec)
+                r = npe_exec_create(P->inc, &sh->k, 0, &inc_exec, err);
+            if (!r && !(r = npe_exec_run(inc_exec, &w->kx, ins, P->n_inc_in, outs, P->n_inc_out,
+                                         err)))
+                for (int k = 0; k < P->n_inc_out && !r; k++)
+                    r = hold(sh, P->inc_out[k], b, &outs[k], err);
+            free_arrays(outs, P->n_inc_out);
+        } else {
+            if (!w->pre_exec)
+                r = npe_exec_create(sh->part.pre, &sh->k, 0, &w->pre_exec, err);
+            if (!r && !(r = npe_exec_run(w->pre_exec, &w->kx, in, 1, outs, P->n_need, err)))
+                for (int k = 0; k < P->n_need && !r; k++)
+                    r = hold(sh, P->need[k], b, &outs[k], err);
+            free_arrays(outs, P->n_need);
+        }
+        if (r)
+            npe_error_prefix(err, "original model on samples %lld..%lld", (long long)B->start,
+                             (long long)(B->start + B->n - 1));
+        npe_array_free(&own_in);
+        npe_array_free(&own_tgt);
+        drop_batch(sh, b, 0);
+        if (!r && sh->fused <= sh->fbudget)
+            sh->bheld[b] = 1;
+        else
+            drop_batch(sh, b, 1);
+    }
+    npe_exec_destroy(inc_exec);
+    npe_graph_destroy(sh->part.inc); /* only the fill runs it */
+    sh->part.inc = NULL;
+    free(outs);
+    free(ins);
+    return r;
+}
+
+/* Executors of the unchanged part for the workers when some batch's frontier is not held:
+ * worker 0 runs the template, the others copies made now (not while worker 0 runs it). */
+static int prepare_pre(shared *sh, worker *W, int nworkers, npe_error *err)
+{
+    int all = 1;
+    for (int64_t b = 0; b < sh->nb; b++)
+        all &= sh->bheld[b];
+    if (!sh->part.n_need || all)
+        return 0;
+    int r = 0;
+    for (int i = 0; i < nworkers && !r; i++) {
+        worker *w = &W[i];
+        if (w->pre_exec)
+            continue;
+        npe_graph *g = sh->part.pre;
+        if (i > 0) {
+            if ((r = npe_graph_clone(sh->part.pre, &w->pre_graph)))
+                return npe_error_set(err, r, "out of memory cloning the model");
+            g = w->pre_graph;
+        }
+        r = npe_exec_create(g, &sh->k, 0, &w->pre_exec, err);
+    }
+    return r;
+}
+
+/* After a group: its workers' parts go; its region and need values stay as the previous group's
+ * for the next fill. */
+static void teardown_group(shared *sh, worker *W, int nworkers)
+{
+    for (int i = 0; i < nworkers; i++)
+        worker_drop_part(&W[i]);
+    part_finish(&sh->old);
+    sh->old = sh->part;
+    npe_graph_destroy(sh->old.pre);
+    npe_graph_destroy(sh->old.inc);
+    sh->old.pre = sh->old.inc = NULL;
+    memset(&sh->part, 0, sizeof(sh->part));
+}
+
+/* Elements of every activation at the full and at the last batch size, for the budget. */
+static int estimate_sizes(shared *sh, npe_error *err)
+{
+    const npe_graph *base = sh->base;
+    int64_t nlast = sh->batches[sh->nb - 1].n;
+    for (int which = 0; which < 2; which++) {
+        if (!(sh->numel_at[which] = calloc((size_t)base->n_values + 1, sizeof(int64_t))))
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        npe_graph *c = NULL;
+        int r = npe_graph_clone(base, &c);
+        if (r)
+            return npe_error_set(err, r, "out of memory cloning the model");
+        npe_tshape in = sh->o->inputs[0];
+        in.d[0] = which ? nlast : sh->batches[0].n;
+        if ((r = npe_graph_infer(c, &in, 1, err))) {
+            npe_graph_destroy(c);
+            return r;
+        }
+        for (int v = 0; v < c->n_values; v++)
+            if (npe_subgraph_is_activation(c, v)) {
+                int64_t n = npe_value_numel(&c->values[v]);
+                sh->numel_at[which][v] = n < 0 || n > (INT64_MAX >> 20) ? INT64_MAX >> 20 : n;
+            }
+        npe_graph_destroy(c);
+    }
+    return 0;
 }
 
 static int64_t kept_of(int64_t C, double s, int align)
@@ -702,7 +1319,9 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     if (o->limit > 0 && o->limit < n_samples)
         n_samples = o->limit;
     int64_t bs = o->batch_size > 0 ? o->batch_size : 32;
-    sh.n_out = sh.fidelity ? g->n_outputs : 1;
+    /* fidelity compares every output; a caller metric (NEEDS_ANY) is handed every output too */
+    sh.n_out = (sh.fidelity || npe_metric_needs(o->metric.kind) == NPE_METRIC_NEEDS_ANY)
+                   ? g->n_outputs : 1;
     sh.nb = (n_samples + bs - 1) / bs;
     if (!(sh.batches = calloc((size_t)sh.nb, sizeof(*sh.batches)))) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory");
@@ -807,6 +1426,23 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
          "thread(s)", total0 - done0, total0, nworkers, nthreads);
 
     /* 4. workers */
+    sh.reuse = o->reuse != 0;
+    if (sh.reuse) {
+        npe_error e2 = {0};
+        if (!(sh.held = calloc((size_t)base->n_values + 1, sizeof(*sh.held))) ||
+            !(sh.bheld = calloc((size_t)sh.nb + 1, 1))) {
+            r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+            goto out_workers;
+        }
+        if (estimate_sizes(&sh, &e2)) {
+            /* the whole-model path reports the same failure with the batch that meets it */
+            slog(o, NPE_LOG_DEBUG, "no reuse of computation: %s", e2.msg);
+            sh.reuse = 0;
+        } else {
+            slog(o, NPE_LOG_INFO, "each group's region runs on the original model's activations "
+                 "at its frontier, %zu MiB of them held at most", sh.fbudget >> 20);
+        }
+    }
     int need_ref = sh.fidelity && !sh.all_cached;
     for (int i = 1; i < nworkers; i++)
         if ((r = worker_init(&W[i], &sh, nthreads, need_ref, err)))
@@ -817,16 +1453,39 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     }
     mutex_ok = 1;
     sh.t0 = now_s();
-    for (int i = 1; i < nworkers; i++) {
-        if (pthread_create(&W[i].th, NULL, work, &W[i]))
-            break; /* fewer workers: the others share the work */
-        W[i].started = 1;
+    if (!sh.reuse) {
+        sh.cursor = 0;
+        sh.item_end = sh.n_items;
+        run_phase(&sh, W, nworkers);
     }
-    work(&W[0]);
-    for (int i = 1; i < nworkers; i++)
-        if (W[i].started)
-            pthread_join(W[i].th, NULL);
+    /* group by group: the parts, the frontier held, then the group's sparsities in parallel */
+    for (size_t tg = 0, k0 = 0; sh.reuse && tg < sh.t->n_groups && !sh.stop; tg++) {
+        size_t k1 = k0 + (sh.t->groups[tg].skip_reason ? 0 : sh.t->groups[tg].n_sparsities);
+        int pending = 0;
+        for (size_t i = 0; k0 + i < k1 && !pending; i++)
+            pending = npe_sens_pending(sh.t, tg, i);
+        if (pending) {
+            if ((r = setup_group(&sh, tg, err)) ||
+                (sh.part.ok && sh.part.n_need && (r = fill_cache(&sh, &W[0], err))) ||
+                (sh.part.ok && (r = prepare_pre(&sh, W, nworkers, err)))) {
+                npe_error_prefix(err, "group '%s'", sh.t->groups[tg].name);
+                sh.rc = r;
+                sh.err = *err;
+                break;
+            }
+            sh.cursor = k0;
+            sh.item_end = k1;
+            run_phase(&sh, W, nworkers);
+            teardown_group(&sh, W, nworkers);
+        }
+        k0 = k1;
+    }
     res->evaluated = sh.evaluated;
+    res->region_evals = sh.region_evals;
+    res->cache_peak = o->cache_bytes - sh.fbudget + sh.fpeak;
+    if (sh.reuse && sh.evaluated)
+        slog(o, NPE_LOG_INFO, "%zu of %zu evaluation(s) ran only the group's region; cache peak "
+             "%.1f MiB", sh.region_evals, sh.evaluated, (double)res->cache_peak / 1048576.0);
     if (sh.rc) {
         *err = sh.err;
         r = sh.rc;
@@ -853,6 +1512,17 @@ out_workers:
     for (int i = 0; W && i < nworkers; i++)
         worker_fini(&W[i]);
     free(W);
+    part_finish(&sh.part);
+    part_finish(&sh.old);
+    for (int v = 0; sh.held && v < base->n_values; v++) {
+        free_arrays(sh.held[v], sh.held[v] ? (int)sh.nb : 0);
+        free(sh.held[v]);
+    }
+    free(sh.held);
+    free(sh.hv);
+    free(sh.bheld);
+    free(sh.numel_at[0]);
+    free(sh.numel_at[1]);
     if (mutex_ok)
         pthread_mutex_destroy(&sh.mu);
 out_free:

@@ -1,6 +1,9 @@
 /* Sensitivity analysis on the bundled Fashion-MNIST example with the real t10k data: serial and
  * parallel runs give the same sens.csv bytes, a cancelled run resumes to the same file, early stop
- * evaluates nothing past a violation, fidelity is 1 at baseline, options are checked. */
+ * evaluates nothing past a violation, fidelity is 1 at baseline, options are checked. Reuse of
+ * computation (only each group's region run, on the original's frontier activations held within
+ * the cache budget) gives the same values, bit for bit, as whole pruned models, at every budget
+ * and worker count, here and on conformance models (YOLOv5-style, UNet) with fidelity. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 
 #include "../engine/sens.h"
 #include "../formats/fileio.h"
+#include "../formats/npy.h"
 #include "../importers/torchscript.h"
 #include "testutil.h"
 
@@ -88,6 +92,158 @@ static void base_opts(npe_sens_options *o, const npe_dataset *d, const char *dir
     o->threads = 1;
     o->metric_thres = 0.02;
     o->log = quiet_log;
+}
+
+/* The same rows (sens.csv) in a and b, and every value measured in both equal bit for bit (two
+ * workers may measure a sparsity past an early stop that one worker never reaches). */
+static int same_values(const npe_sens_result *a, const npe_sens_result *b, const char *what)
+{
+    if (a->table.n_groups != b->table.n_groups) {
+        fprintf(stderr, "%s: %zu groups against %zu\n", what, a->table.n_groups,
+                b->table.n_groups);
+        return 0;
+    }
+    for (size_t i = 0; i < a->table.n_groups; i++) {
+        const npe_sens_group *x = &a->table.groups[i], *y = &b->table.groups[i];
+        if (npe_sens_row_len(&a->table, i) != npe_sens_row_len(&b->table, i)) {
+            fprintf(stderr, "%s: group %s: row of %zu values against %zu\n", what, x->name,
+                    npe_sens_row_len(&a->table, i), npe_sens_row_len(&b->table, i));
+            return 0;
+        }
+        for (size_t j = 0; !x->skip_reason && j < x->n_sparsities; j++)
+            if ((j < npe_sens_row_len(&a->table, i) && !(x->measured[j] && y->measured[j])) ||
+                (x->measured[j] && y->measured[j] &&
+                 memcmp(&x->values[j], &y->values[j], sizeof(double)) != 0)) {
+                fprintf(stderr, "%s: group %s sparsity %g: %.17g against %.17g\n", what,
+                        x->name, x->sparsities[j], x->values[j], y->values[j]);
+                return 0;
+            }
+    }
+    return 1;
+}
+
+/* The reference (whole pruned models, one worker) against reuse at several cache budgets, with
+ * one and two workers in turn. budgets[] ends with (size_t)-1. Returns the groups analysed. */
+static size_t check_reuse(const npe_graph *g, npe_sens_options *o, const size_t *budgets,
+                          const char *what)
+{
+    npe_error err = {0};
+    npe_sens_result ref, r;
+    o->reuse = 0;
+    o->workers = 1;
+    o->cache_bytes = (size_t)1 << 30;
+    int rc = npe_sens_analyse(g, o, &ref, &err);
+    CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
+    if (rc)
+        return 0;
+    CHECK_EQ_INT(ref.region_evals, 0);
+    size_t analysed = 0;
+    for (size_t i = 0; i < ref.table.n_groups; i++)
+        analysed += !ref.table.groups[i].skip_reason;
+    for (size_t k = 0; budgets[k] != (size_t)-1; k++) {
+        int workers = 1 + (int)(k % 2);
+        {
+            o->reuse = 1;
+            o->workers = workers;
+            o->cache_bytes = budgets[k];
+            rc = npe_sens_analyse(g, o, &r, &err);
+            CHECK_MSG(rc == 0, "%s: %s", what, err.msg);
+            if (rc)
+                continue;
+            char w[200];
+            snprintf(w, sizeof w, "%s, cache %zu bytes, %d worker(s)", what, budgets[k], workers);
+            CHECK(same_values(&ref, &r, w));
+            if (workers == 1)
+                CHECK_EQ_INT(r.evaluated, ref.evaluated);
+            /* reuse really ran regions, and the budget held */
+            CHECK_MSG(r.region_evals == r.evaluated, "%s: %zu of %zu evaluations ran the region",
+                      w, r.region_evals, r.evaluated);
+            CHECK_MSG(r.cache_peak <= budgets[k], "%s: %zu bytes held", w, r.cache_peak);
+            if (getenv("SENS_VERBOSE"))
+                printf("%s: peak %zu bytes\n", w, r.cache_peak);
+            npe_sens_result_free(&r);
+        }
+    }
+    npe_sens_result_free(&ref);
+    return analysed;
+}
+
+/* A conformance model on deterministic pseudo-random inputs of its own shape, fidelity. */
+static void check_reuse_model(const char *models_dir, const char *model, int64_t n,
+                              int64_t batch)
+{
+    char path[1024], data[600];
+    snprintf(path, sizeof path, "%s/%s.pt", models_dir, model);
+    if (access(path, R_OK) != 0) {
+        printf("sens: %s missing (tests/gen_models.py): reuse check skipped\n", path);
+        return;
+    }
+    npe_error err = {0};
+    npe_graph *g = NULL;
+    npe_array in = {0};
+    npe_dataset *d = NULL;
+    if (npe_ts_import(path, NULL, &g, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s.b1.in0.npy", models_dir, model);
+    if (npe_npy_load(path, &in, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        goto out;
+    }
+    /* n samples of the model's input shape */
+    npe_array a = in;
+    a.shape[0] = n;
+    a.nbytes = (size_t)npe_array_numel(&a) * sizeof(float);
+    a.data = malloc(a.nbytes);
+    if (!a.data) {
+        CHECK(0);
+        goto out;
+    }
+    uint32_t seed = 12345;
+    for (int64_t i = 0; i < npe_array_numel(&a); i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ((float *)a.data)[i] = (float)(seed >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+    }
+    snprintf(data, sizeof data, "%s/%s.npy", tmpdir, model);
+    int rc = npe_npy_save(data, &a, &err);
+    npe_array_free(&a);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    npe_dataset_opts dop;
+    npe_dataset_opts_init(&dop);
+    dop.kind = NPE_DATASET_NPY;
+    dop.images = data;
+    if (rc || npe_dataset_open(&dop, &d, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        goto out;
+    }
+    npe_tshape shp = {in.ndim, {0}};
+    for (int k = 0; k < in.ndim; k++)
+        shp.d[k] = in.shape[k];
+    npe_sens_options o;
+    npe_sens_options_init(&o);
+    o.inputs = &shp;
+    o.n_inputs = 1;
+    o.data = d;
+    o.batch_size = batch;
+    o.threads = 1;
+    o.log = quiet_log;
+    npe_metric_opts_init(&o.metric, NPE_METRIC_FIDELITY);
+    static const double sp[] = {0.25, 0.5};
+    o.sparsities = sp;
+    o.n_sparsities = 2;
+    /* input batches alone take n * sample bytes: the small budgets hold them and part (or none)
+     * of the frontier activations */
+    size_t in_bytes = (size_t)n * (in.nbytes / (size_t)in.shape[0]);
+    size_t budgets[] = {0, in_bytes / 2, in_bytes + in_bytes / 2, 3 * in_bytes,
+                        (size_t)1 << 30, (size_t)1 << 30, (size_t)-1};
+    size_t analysed = check_reuse(g, &o, budgets, model);
+    printf("sens: %s: reuse gives the whole models' values on %zu groups\n", model, analysed);
+    CHECK(analysed >= 3);
+out:
+    npe_dataset_destroy(d);
+    npe_array_free(&in);
+    npe_graph_destroy(g);
 }
 
 static void path_in(char *buf, size_t cap, const char *sub, const char *file)
@@ -303,6 +459,23 @@ int main(int argc, char **argv)
     CHECK(r2.target_used && r2.target.feasible && r2.target.fraction <= 0.7);
     CHECK(r2.macs_after < r2.macs_before);
     npe_sens_result_free(&r2);
+
+    /* ---- reuse of computation: the same values as whole pruned models ---------------------- */
+    {
+        base_opts(&o, d, NULL);
+        o.metric_thres = 0.004;
+        o.early_stop_mode = NPE_EARLY_STOP_DROPPED;
+        /* 256 images of 3 KiB: 0.75 MiB of batches; then frontier activations */
+        size_t budgets[] = {0, 400 << 10, 900 << 10, 2 << 20, 0, 400 << 10, (size_t)-1};
+        check_reuse(g, &o, budgets, "fashion top1, early stop");
+        base_opts(&o, d, NULL);
+        npe_metric_opts_init(&o.metric, NPE_METRIC_FIDELITY);
+        check_reuse(g, &o, budgets, "fashion fidelity");
+        if (argc > 2) {
+            check_reuse_model(argv[2], "yolov5", 5, 2);
+            check_reuse_model(argv[2], "unet", 3, 2);
+        }
+    }
 
     /* ---- exclude_layers and errors --------------------------------------------------------- */
     base_opts(&o, d, NULL);
