@@ -7,6 +7,7 @@ usage: /usr/bin/python3 tests/check_run.py LBPRUNE SOURCE_ROOT WORKDIR"""
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ if not os.path.exists(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")):
     print("check_run: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     sys.exit(77)
 
+shutil.rmtree(WORK, ignore_errors=True)  # a run of another model would be refused on resume
 os.makedirs(WORK, exist_ok=True)
 out = os.path.join(WORK, "out")
 cfg = os.path.join(WORK, "cfg.toml")

@@ -5,11 +5,13 @@
  *
  * usage: test_api SOURCE_ROOT WORK_DIR
  *        test_api --prune-export MODEL OUT_DIR   (for check_api_prune.py: writes the pruned files) */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <npengine/npengine.h>
 
 #include <math.h>
 #include <pthread.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -457,9 +459,25 @@ static void met_discard(void *user, void *acc)
 
 static int builtin_metric; /* run_with: [metric] name = "top1" of the config, no callbacks */
 
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)st;
+    (void)type;
+    (void)f;
+    return remove(path);
+}
+
+/* Each run starts afresh: an output dir left by an earlier test run (another model) would be
+ * refused by the resume check, rightly. */
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static int run_with(npe_ctx *ctx, src_state *ss, met_state *ms, const npe_data_source *src_in,
                     const char *outdir, unsigned flags)
 {
+    rm_rf(outdir);
     char text[8192];
     /* without dummy_input it is [1, sample_shape...] of the source; given, the source must fit */
     int n = snprintf(text, sizeof(text),

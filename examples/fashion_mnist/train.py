@@ -1,7 +1,13 @@
 """Train the bundled example on Debian's Fashion-MNIST and write the files lbprune works on:
 model.pt (traced TorchScript), model_state.pth (state_dict) and model_full.pth (torch.save(model)).
 
-Run with Debian's PyTorch:  /usr/bin/python3 examples/fashion_mnist/train.py
+Run with Debian's PyTorch:  /usr/bin/python3 examples/fashion_mnist/train.py   (~25 min, 1 thread)
+
+Sparsity training (as network slimming does before pruning): an L1 penalty on every batch norm's
+scale and shift drives the channels the model does not need to a constant zero output, and a
+stronger weight decay on the conv weights shrinks the filters that then receive no gradient, so the
+L1 filter ranking lbprune uses finds them first. Plain training (--slim 0) gives a model where
+every channel carries something and pruning without fine-tuning costs accuracy at once.
 Data: /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist)."""
 import argparse
 import gzip
@@ -43,19 +49,28 @@ def evaluate(model, x, y):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--slim", type=float, default=1e-2,
+                    help="L1 penalty on batch-norm scales and shifts (0: plain training)")
+    ap.add_argument("--wd-conv", type=float, default=5e-3, help="weight decay of conv/linear weights")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     xtr, ytr = to_input(load_idx("train-images-idx3-ubyte.gz")), torch.from_numpy(
         load_idx("train-labels-idx1-ubyte.gz").astype(np.int64))
     xte, yte = to_input(load_idx("t10k-images-idx3-ubyte.gz")), torch.from_numpy(
         load_idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
 
-    model = FashionCNN()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    model = FashionCNN(width=args.width)
+    bn = [p for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in (m.weight, m.bias)]
+    bn_ids = {id(p) for p in bn}
+    rest = [p for p in model.parameters() if id(p) not in bn_ids]
+    opt = torch.optim.SGD([{"params": rest, "weight_decay": args.wd_conv},
+                           {"params": bn, "weight_decay": 0.0}], lr=0.05, momentum=0.9)
     steps = args.epochs * (len(xtr) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss()
@@ -66,6 +81,8 @@ def main():
             idx = perm[i:i + 128]
             opt.zero_grad()
             loss = loss_fn(model(xtr[idx]), ytr[idx])
+            if args.slim > 0:
+                loss = loss + args.slim * sum(p.abs().sum() for p in bn)
             loss.backward()
             opt.step()
             sched.step()
