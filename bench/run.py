@@ -184,7 +184,11 @@ def bench_conv(args):
     counts = [args.threads] + ([1] if args.threads > 1 else [])
     for t in counts:
         cmd = [args.bench_conv, "--threads", str(t)] + (["--smoke"] if args.smoke else [])
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        # After a threaded sgemm, OpenBLAS's workers spin ~0.1 s before sleeping: with rounds of
+        # sgemm and conv alternating, that spin would hold a core during our conv's round. The
+        # engine itself calls OpenBLAS single-threaded, so this only keeps the baseline honest.
+        env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4")
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if r.returncode:
             raise SystemExit("bench: bench_conv failed: " + r.stderr.strip())
         for line in r.stdout.splitlines():

@@ -89,17 +89,31 @@ static int64_t block_floats(int64_t normal)
 
 /* Forward tasks: tiles of at most hw_out / tiles0 columns per (image, group), balanced over the
  * threads. When balancing would cut the columns narrower than MIN_TILE_COLS (small images, few
- * of them), the output channels are split instead: each task then packs only its block of the
- * weights, which narrow column tiles would each pack whole, and sgemm keeps its full width. */
+ * of them), the output channels may be split instead: each task then packs only its block of
+ * the weights, which narrow column tiles would each pack whole, and sgemm keeps its full width.
+ * But every channel block packs the whole column matrix again, and on the im2col path builds it
+ * again (writes plus strided reads: about three passes where sgemm's packing makes one), so
+ * channel blocks pay only when the image is small next to the channel count: with wide images
+ * and few channels (3x3/2 64->128 at 56x56, 3x3 64->64 at 20x20) they held two threads to
+ * 65-77% of one two-thread sgemm (86% and 75% with column tiles). Compared in floats per K:
+ * the extra column passes of mblocks - 1 blocks against the extra weight packs of the added
+ * column tiles. */
 static void split_columns(conv_plan *pl, int64_t units, int64_t tiles0)
 {
     pl->tiles = balance(units, tiles0, pl->hw_out, pl->nthreads);
     pl->mblocks = 1;
     if (pl->tiles > tiles0 && ceil_div(pl->hw_out, pl->tiles) < MIN_TILE_COLS &&
         (pl->cout_g >= 2 * MIN_BLOCK_ROWS || npe_kcpu_fine_grain)) {
-        pl->tiles = tiles0;
-        pl->mblocks = balance(units * tiles0, 1, ceil_div(pl->cout_g, MIN_BLOCK_ROWS),
-                              pl->nthreads);
+        const int64_t mb = balance(units * tiles0, 1, ceil_div(pl->cout_g, MIN_BLOCK_ROWS),
+                                   pl->nthreads);
+        const int64_t passes = pl->path == PATH_IM2COL ? 3 : 1;
+        /* the test hook keeps channel blocks whenever they are possible, as before, so small
+         * shapes still cover them */
+        if (npe_kcpu_fine_grain ||
+            passes * pl->hw_out * (mb - 1) < pl->cout_g * (pl->tiles - tiles0)) {
+            pl->tiles = tiles0;
+            pl->mblocks = mb;
+        }
     }
     pl->tile_cols = ceil_div(pl->hw_out, pl->tiles);
     pl->tiles = ceil_div(pl->hw_out, pl->tile_cols);
