@@ -396,6 +396,18 @@ static void depthwise_rows(const npe_conv2d_params *p, const float *restrict xp,
     }
 }
 
+/* Offset of each tap (ki, kj) from an output's first phased input row, for depthwise_block and
+ * its AVX2 twin: row ki*dh of the window, then column kj*dw found in phase (kj*dw) % sw. */
+static void tap_offsets(const npe_conv2d_params *p, const conv_plan *pl, int64_t *toff)
+{
+    const int64_t rowf = p->sw * pl->lq;
+    for (int64_t ki = 0; ki < p->kh; ki++)
+        for (int64_t kj = 0; kj < p->kw; kj++) {
+            const int64_t c = kj * p->dw;
+            toff[ki * p->kw + kj] = ki * p->dh * rowf + c % p->sw * pl->lq + c / p->sw;
+        }
+}
+
 /* Output rows [oh0, oh1) of one plane from padded, phased input rows (npe_kcpu_phase_rows)
  * starting at padded row oh0 * sh: every tap is an in-bounds contiguous load, and four
  * independent vector accumulators per 16 outputs keep the adds from waiting on each other. */
@@ -405,12 +417,9 @@ static void depthwise_block(const npe_conv2d_params *p, const conv_plan *pl, con
     const int64_t wo = p->w_out, rowf = p->sw * pl->lq, kk = pl->kk;
     int64_t toff[DW_MAX_TAPS];
     kv wv[DW_MAX_TAPS];
-    for (int64_t ki = 0; ki < p->kh; ki++)
-        for (int64_t kj = 0; kj < p->kw; kj++) {
-            const int64_t t = ki * p->kw + kj, c = kj * p->dw;
-            toff[t] = ki * p->dh * rowf + c % p->sw * pl->lq + c / p->sw;
-            wv[t] = kv_set1(wk[t]);
-        }
+    tap_offsets(p, pl, toff);
+    for (int64_t t = 0; t < kk; t++)
+        wv[t] = kv_set1(wk[t]);
     const kv vb = kv_set1(bias);
     for (int64_t oh = oh0; oh < oh1; oh++) {
         const float *base = rows + (oh - oh0) * p->sh * rowf;
@@ -455,12 +464,9 @@ depthwise_block_avx2(const npe_conv2d_params *p, const conv_plan *pl, const floa
     const int64_t wo = p->w_out, rowf = p->sw * pl->lq, kk = pl->kk;
     int64_t toff[DW_MAX_TAPS];
     __m256 wv[DW_MAX_TAPS];
-    for (int64_t ki = 0; ki < p->kh; ki++)
-        for (int64_t kj = 0; kj < p->kw; kj++) {
-            const int64_t t = ki * p->kw + kj, c = kj * p->dw;
-            toff[t] = ki * p->dh * rowf + c % p->sw * pl->lq + c / p->sw;
-            wv[t] = _mm256_set1_ps(wk[t]);
-        }
+    tap_offsets(p, pl, toff);
+    for (int64_t t = 0; t < kk; t++)
+        wv[t] = _mm256_set1_ps(wk[t]);
     const __m256 vb = _mm256_set1_ps(bias);
     for (int64_t oh = oh0; oh < oh1; oh++) {
         const float *base = rows + (oh - oh0) * p->sh * rowf;
