@@ -297,10 +297,18 @@ int npe_graph_create(npe_graph **out)
     return 0;
 }
 
+void npe_value_drop_data(npe_value *v)
+{
+    if (!v->data_borrowed)
+        free(v->data);
+    v->data = NULL;
+    v->data_borrowed = 0;
+}
+
 static void value_finish(npe_value *v)
 {
     free(v->name);
-    free(v->data);
+    npe_value_drop_data(v);
     free(v->s);
     free(v->items);
 }
@@ -613,7 +621,7 @@ int npe_graph_set_tensor_data(npe_graph *g, int vid, int ndim, const int64_t *sh
     int64_t n = npe_value_numel(&tmp);
     if (n < 0)
         return NPE_ELIMIT;
-    free(v->data);
+    npe_value_drop_data(v);
     v->data = data;
     v->numel_data = n;
     v->ndim = ndim;
@@ -784,7 +792,7 @@ static int dup_mem(void **dst, const void *src, size_t n)
     return 0;
 }
 
-int npe_graph_clone(const npe_graph *g, npe_graph **out)
+static int clone_graph(const npe_graph *g, int share, npe_graph **out)
 {
     npe_graph *c = NULL;
     int r = npe_graph_create(&c);
@@ -805,9 +813,13 @@ int npe_graph_clone(const npe_graph *g, npe_graph **out)
         d->data = NULL;
         d->s = NULL;
         d->items = NULL;
+        d->data_borrowed = share && v->data;
+        if (d->data_borrowed)
+            d->data = v->data;
         c->n_values = i + 1;
         if (dup_mem((void **)&d->name, v->name, strlen(v->name) + 1) ||
-            dup_mem((void **)&d->data, v->data, (size_t)v->numel_data * sizeof(float)) ||
+            (!d->data_borrowed &&
+             dup_mem((void **)&d->data, v->data, (size_t)v->numel_data * sizeof(float))) ||
             dup_mem((void **)&d->s, v->s, v->s ? strlen(v->s) + 1 : 0) ||
             dup_mem((void **)&d->items, v->items, (size_t)v->n_items * sizeof(int)))
             goto out_free_clone;
@@ -848,6 +860,16 @@ int npe_graph_clone(const npe_graph *g, npe_graph **out)
 out_free_clone:
     npe_graph_destroy(c);
     return NPE_ENOMEM;
+}
+
+int npe_graph_clone(const npe_graph *g, npe_graph **out)
+{
+    return clone_graph(g, 0, out);
+}
+
+int npe_graph_clone_shared(const npe_graph *g, npe_graph **out)
+{
+    return clone_graph(g, 1, out);
 }
 
 /* ---- Liveness, cutting, dead code ------------------------------------------------------------ */

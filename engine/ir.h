@@ -262,8 +262,11 @@ typedef struct npe_value {
                           * PyTorch's dtype (int64 sizes, float64 scalars) */
     int ndim;
     int64_t shape[NPE_MAX_DIMS];
-    float *data;         /* params, buffers, constants, static tensors after inference; owned */
+    float *data;         /* params, buffers, constants, static tensors after inference; owned
+                          * unless data_borrowed */
     int64_t numel_data;  /* elements in data */
+    int data_borrowed;   /* data belongs to the graph this one was cloned from (see
+                          * npe_graph_clone_shared); replacing it never frees it */
     int const_index;     /* CONSTANTS.c<N>: N; else -1 */
 
     /* scalars: literals, and shape arithmetic once inferred. A static 0-d tensor also holds its
@@ -317,6 +320,12 @@ int npe_graph_create(npe_graph **out);
 void npe_graph_destroy(npe_graph *g); /* NULL accepted */
 /* Deep copy (values, data, nodes, sources). */
 int npe_graph_clone(const npe_graph *g, npe_graph **out);
+/* npe_graph_clone whose tensors borrow g's data instead of copying it: g must outlive the clone
+ * and its data must not change meanwhile. Pruning, inference and cutting the clone replace
+ * borrowed data with their own (npe_value_drop_data), so g is never written. */
+int npe_graph_clone_shared(const npe_graph *g, npe_graph **out);
+/* Free v's data unless borrowed, and leave v without data. */
+void npe_value_drop_data(npe_value *v);
 
 /* Add a source record (texts are copied); returns its index or a negative code. */
 int npe_graph_add_source(npe_graph *g, const char *record, const char *name, const char *text,

@@ -158,7 +158,7 @@ static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_er
     if (r)
         return r;
     if (need_ref) {
-        if ((r = npe_graph_clone(sh->base, &w->ref_graph)))
+        if ((r = npe_graph_clone_shared(sh->base, &w->ref_graph)))
             return npe_error_set(err, r, "out of memory cloning the model");
         if ((r = npe_exec_create(w->ref_graph, &sh->k, 0, &w->ref_exec, err)))
             return r;
@@ -413,7 +413,7 @@ static int evaluate_pair(worker *w, int gi, double s, double *value, int *whole,
     npe_graph *pg = NULL;
     npe_prune_plan *plan = NULL;
     *whole = 0;
-    int r = npe_graph_clone(sh->base, &pg);
+    int r = npe_graph_clone_shared(sh->base, &pg);
     if (r)
         return npe_error_set(err, r, "out of memory cloning the model");
     if (!(r = npe_prune_plan_create(sh->G, &plan)) &&
@@ -798,7 +798,7 @@ static int make_part(const npe_graph *base, const npe_subgraph_plan *pl, const i
             find_id(all, na, base->outputs[i]) < 0)
             all[na++] = base->outputs[i];
     npe_graph *g = NULL;
-    int r = npe_graph_clone(base, &g);
+    int r = npe_graph_clone_shared(base, &g);
     if (r)
         r = npe_error_set(err, r, "out of memory cloning the model");
     else if ((r = npe_subgraph_cut(g, pl, all, na, err)))
@@ -1087,7 +1087,7 @@ static int prepare_pre(shared *sh, worker *W, int nworkers, npe_error *err)
             continue;
         npe_graph *g = sh->part.pre;
         if (i > 0) {
-            if ((r = npe_graph_clone(sh->part.pre, &w->pre_graph)))
+            if ((r = npe_graph_clone_shared(sh->part.pre, &w->pre_graph)))
                 return npe_error_set(err, r, "out of memory cloning the model");
             g = w->pre_graph;
         }
@@ -1119,7 +1119,7 @@ static int estimate_sizes(shared *sh, npe_error *err)
         if (!(sh->numel_at[which] = calloc((size_t)base->n_values + 1, sizeof(int64_t))))
             return npe_error_set(err, NPE_ENOMEM, "out of memory");
         npe_graph *c = NULL;
-        int r = npe_graph_clone(base, &c);
+        int r = npe_graph_clone_shared(base, &c);
         if (r)
             return npe_error_set(err, r, "out of memory cloning the model");
         npe_tshape in = sh->o->inputs[0];
@@ -1150,7 +1150,7 @@ static int saving_of(const shared *sh, int gi, double s, enum npe_target_kind ki
     npe_graph *pg = NULL;
     npe_prune_plan *plan = NULL;
     npe_counts c = {0};
-    int r = npe_graph_clone(sh->base, &pg);
+    int r = npe_graph_clone_shared(sh->base, &pg);
     if (r)
         return npe_error_set(err, r, "out of memory cloning the model");
     if (!(r = npe_prune_plan_create(sh->G, &plan)) &&
@@ -1235,7 +1235,7 @@ static int count_after(shared *sh, npe_sens_result *res, npe_error *err)
     npe_graph *pg = NULL;
     npe_prune_plan *plan = NULL;
     npe_counts c = {0};
-    int r = npe_graph_clone(sh->base, &pg);
+    int r = npe_graph_clone_shared(sh->base, &pg);
     if (r)
         return npe_error_set(err, r, "out of memory cloning the model");
     if (!(r = npe_sens_plan(res, sh->base, sh->G, sh->o->channel_alignment, &plan, err)) &&
@@ -1333,7 +1333,7 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     }
 
     /* 1. groups, on a clone the workers share read-only */
-    if ((r = npe_graph_clone(g, &base))) {
+    if ((r = npe_graph_clone_shared(g, &base))) {
         r = npe_error_set(err, r, "out of memory cloning the model");
         goto out_free;
     }

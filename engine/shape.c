@@ -248,7 +248,7 @@ static int same_shape_out(ictx *C, const npe_value *x)
 static int set_static(ictx *C, int k, num x, int tensor, npe_dtype dt)
 {
     npe_value *v = &C->g->values[C->g->nodes[C->node].out[k]];
-    free(v->data);
+    npe_value_drop_data(v);
     v->data = NULL;
     v->numel_data = 0;
     v->i = x.is_int ? x.i : (int64_t)x.f;
@@ -1559,7 +1559,7 @@ static int infer_factory(ictx *C, const npe_node *n)
         numel *= shape[i];
     }
     npe_value *v = &C->g->values[n->out[0]];
-    free(v->data);
+    npe_value_drop_data(v);
     v->data = malloc((size_t)(numel ? numel : 1) * sizeof(float));
     if (!v->data)
         return nerr(C, NPE_ENOMEM, "out of memory");
@@ -1597,7 +1597,7 @@ static int infer_arange(ictx *C, const npe_node *n)
         return nerr(C, NPE_ELIMIT, "arange of %g elements", len);
     int64_t numel = (int64_t)len;
     npe_value *v = &C->g->values[n->out[0]];
-    free(v->data);
+    npe_value_drop_data(v);
     v->data = malloc((size_t)(numel ? numel : 1) * sizeof(float));
     if (!v->data)
         return nerr(C, NPE_ENOMEM, "out of memory");
@@ -1641,7 +1641,7 @@ static int infer_meshgrid(ictx *C, const npe_node *n)
         int axis = xy && i < 2 ? 1 - i : i;
         const npe_value *t = &C->g->values[n->in[i]];
         npe_value *v = &C->g->values[n->out[i]];
-        free(v->data);
+        npe_value_drop_data(v);
         v->data = malloc((size_t)(numel ? numel : 1) * sizeof(float));
         if (!v->data)
             return nerr(C, NPE_ENOMEM, "out of memory");
@@ -1816,7 +1816,7 @@ int npe_graph_infer(npe_graph *g, const npe_tshape *inputs, int n_inputs, npe_er
         npe_value *val = &g->values[v];
         val->flags &= ~(unsigned)(NPE_VF_STATIC | NPE_VF_KNOWN);
         if (val->producer >= 0) {
-            free(val->data);
+            npe_value_drop_data(val);
             val->data = NULL;
             val->numel_data = 0;
             if (val->type == NPE_VT_TENSOR)

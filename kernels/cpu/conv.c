@@ -38,7 +38,7 @@
 /* Multiply-adds per thread below which waking workers costs more than it saves (~10 us). */
 #define MIN_TASK_MACS (256 * 1024)
 
-enum conv_path { PATH_REF, PATH_GEMM_1X1, PATH_IM2COL, PATH_DEPTHWISE, PATH_TRANSPOSED };
+enum conv_path { PATH_REF, PATH_GEMM_1X1, PATH_IM2COL, PATH_DEPTHWISE, PATH_TRANSPOSED, PATH_WINOGRAD };
 
 typedef struct conv_plan {
     int path;
@@ -56,6 +56,7 @@ typedef struct conv_plan {
     int64_t rb;        /* depthwise: output rows per block of padded input rows */
     int64_t ntasks;
     size_t per_thread; /* scratch floats per thread, a multiple of 16 (64 bytes) */
+    npe_wino_plan wino; /* PATH_WINOGRAD */
 } conv_plan;
 
 static int64_t ceil_div(int64_t a, int64_t b)
@@ -183,6 +184,8 @@ static void make_plan(const npe_conv2d_params *p, int nthreads, unsigned flags, 
         pl->path = PATH_GEMM_1X1;
         pl->kdim = pl->cin_g;
         split_columns(pl, units, 1);
+    } else if ((flags & NPE_KCPU_SIMD) && npe_kcpu_wino_plan(p, pl->nthreads, &pl->wino)) {
+        pl->path = PATH_WINOGRAD;
     } else {
         pl->path = PATH_IM2COL;
         pl->kdim = pl->cin_g * pl->kk;
@@ -206,10 +209,10 @@ typedef struct conv_job {
 
 /* The epilogue on len outputs of output channel oc at y, with the vector loops of the
  * separate ops when SIMD is on (the same arithmetic, so fusing changes no result). */
-static void epilogue(const conv_job *job, int64_t oc, float *y, int64_t len)
+void npe_kcpu_conv_epilogue(const npe_conv_epilogue *ep, unsigned flags, int64_t oc, float *y,
+                            int64_t len)
 {
-    const npe_conv_epilogue *ep = job->ep;
-    if (!(job->flags & NPE_KCPU_SIMD)) {
+    if (!(flags & NPE_KCPU_SIMD)) {
         npe_ref_conv_epilogue(ep, oc, y, len);
         return;
     }
@@ -217,6 +220,11 @@ static void epilogue(const conv_job *job, int64_t oc, float *y, int64_t len)
         npe_kcpu_affine_span(ep->scale[oc], ep->shift[oc], y, y, len);
     if (ep->act > 0)
         npe_kcpu_unary_span((npe_unary_op)(ep->act - 1), ep->alpha, ep->beta, y, y, len);
+}
+
+static void epilogue(const conv_job *job, int64_t oc, float *y, int64_t len)
+{
+    npe_kcpu_conv_epilogue(job->ep, job->flags, oc, y, len);
 }
 
 /* Valid output (or input, for col2im) positions o in [0, count) with 0 <= o*s + off < limit:
@@ -598,6 +606,8 @@ static void transposed_tasks(void *arg, int64_t begin, int64_t end, int thread)
 
 static size_t plan_scratch_bytes(const conv_plan *pl)
 {
+    if (pl->path == PATH_WINOGRAD)
+        return npe_kcpu_wino_scratch_floats(&pl->wino) * sizeof(float);
     return pl->per_thread * sizeof(float) * (size_t)pl->nthreads;
 }
 
@@ -646,6 +656,9 @@ static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
         break;
     case PATH_TRANSPOSED:
         kcpu_for(ex, pl.ntasks, transposed_tasks, &job);
+        break;
+    case PATH_WINOGRAD:
+        npe_kcpu_wino_run(ex, flags, p, &pl.wino, x, w, b, ep, y, job.scratch);
         break;
     default:
         kcpu_for(ex, pl.ntasks, forward_tasks, &job);

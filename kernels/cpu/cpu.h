@@ -35,6 +35,36 @@ void npe_kcpu_affine_span(float scale, float shift, const float *x, float *y, in
 void npe_kcpu_phase_rows(const float *xp, int64_t h_in, int64_t w_in, int64_t ph, int64_t pw,
                          int64_t sw, int64_t lq, int64_t r0, int64_t r1, float fill, float *dst);
 
+/* The conv epilogue (see npe_conv_epilogue) on len outputs of channel oc at y: the reference's
+ * arithmetic, with the vector loops of the separate ops when flags has NPE_KCPU_SIMD. */
+void npe_kcpu_conv_epilogue(const npe_conv_epilogue *ep, unsigned flags, int64_t oc, float *y,
+                            int64_t len);
+
+/* Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (winograd.c): how a call is split. */
+typedef struct npe_wino_plan {
+    int nthreads;
+    int64_t tw, th;       /* tiles per tile row, tile rows per image */
+    int64_t units;        /* tile rows over the batch: (image, tile row) */
+    int64_t upb, blocks;  /* units per block, blocks */
+    int64_t mblocks, mrows; /* output channels per block when blocks alone are too few */
+    int64_t ntasks;       /* blocks * mblocks */
+    int64_t tbs;          /* floats between the tile rows of a transform point, >= upb*tw + KV_N */
+    int64_t lq;           /* floats per phase of a phased input row */
+    size_t per_thread;    /* scratch floats per thread, multiple of 16 */
+    size_t shared;        /* scratch floats of the transformed filters, after the threads' */
+} npe_wino_plan;
+
+/* Fills *wp and returns 1 when p takes the Winograd path with nthreads threads, else 0 (not 3x3
+ * stride 1 undilated ungrouped, too few channels or tiles, or NPE_CONV_WINOGRAD=0 in the
+ * environment). */
+int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp);
+size_t npe_kcpu_wino_scratch_floats(const npe_wino_plan *wp);
+/* conv2d (+ epilogue ep, may be NULL) on wp->nthreads threads of ex; scratch holds
+ * npe_kcpu_wino_scratch_floats(wp) floats, 64-byte aligned. */
+void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                       const npe_wino_plan *wp, const float *x, const float *w, const float *b,
+                       const npe_conv_epilogue *ep, float *y, float *scratch);
+
 /* Threads a kernel may split over: 1 without an exec, without threads or when THREADS is masked
  * (the masked variants pass a serial copy of ex, see serial_exec). */
 static inline int kcpu_threads(const npe_kexec *ex)

@@ -1,0 +1,264 @@
+/* 3x3 stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, "Fast
+ * Algorithms for Convolutional Neural Networks", 2016): each 4x4 block of outputs ("tile") comes
+ * from the 6x6 block of inputs under it with 36 multiplications per (input, output) channel pair
+ * instead of 144. Per block of tiles:
+ *
+ *   V[xi][ic][t] = (B^T d B)[xi]   for the 6x6 input block d of tile t in channel ic
+ *   M[xi]        = U[.][xi] @ V[xi] 36 sgemms: (Cout x Cin) @ (Cin x tiles)
+ *   y tile       = A^T M A          plus the bias, then the fused epilogue
+ *
+ * where U[oc][xi][ic] = (G g G^T)[xi] is the filter g transformed once per call. The transforms
+ * run on vectors across neighbouring tiles of a tile row: input rows are first split into their
+ * four column phases (npe_kcpu_phase_rows with stride 4), so the same element of consecutive
+ * tiles is contiguous. Results differ from the direct sum by rounding only (the transforms scale
+ * by at most 8 and 1/24), within the 1e-4 relative tolerance the kernel tests hold every conv
+ * path to. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cpu.h"
+#include "vec.h"
+
+/* Scratch per thread for the transformed inputs and products of a block (2 MiB: L2). */
+#ifndef WINO_BLOCK_FLOATS
+#define WINO_BLOCK_FLOATS (512 * 1024)
+#endif
+/* Tiles per block at least: each sgemm packs its whole (Cout x Cin) matrix of U again, which a
+ * narrow block cannot amortise. */
+#define WINO_MIN_TILES 64
+/* Widest vector of the instances below, in floats. */
+#define WINO_MAX_WV 8
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static size_t round16(int64_t v)
+{
+    return (size_t)((v + 15) / 16 * 16);
+}
+
+static int wino_disabled(void)
+{
+    const char *e = getenv("NPE_CONV_WINOGRAD");
+    return e && e[0] == '0';
+}
+
+int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp)
+{
+    memset(wp, 0, sizeof(*wp));
+    if (p->transposed || p->groups != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
+        p->sw != 1 || p->dh != 1 || p->dw != 1)
+        return 0;
+    const int64_t tw = ceil_div(p->w_out, 4), th = ceil_div(p->h_out, 4);
+    const int64_t units = (int64_t)p->n * th, tiles = units * tw;
+    /* Small channel counts leave the transforms (linear in the channels) to dominate the
+     * products (quadratic); few tiles leave the filter transform to dominate. Under the test
+     * hook every small shape takes this path, so the random kernel cases cover it. */
+    if (npe_kcpu_fine_grain ? (int64_t)p->c_in * p->c_out < 64
+                            : (p->c_in < 32 || p->c_out < 32 || tiles < 16 ||
+                               (tiles < 32 && (int64_t)p->c_in * p->c_out < 128 * 128)))
+        return 0;
+    if (wino_disabled())
+        return 0;
+    wp->nthreads = nthreads < 1 ? 1 : nthreads;
+    wp->tw = tw;
+    wp->th = th;
+    wp->units = units;
+    int64_t tb = WINO_BLOCK_FLOATS / (36 * ((int64_t)p->c_in + p->c_out));
+    if (tb < WINO_MIN_TILES)
+        tb = WINO_MIN_TILES;
+    if (npe_kcpu_fine_grain)
+        tb = 1;
+    /* Tile blocks in a multiple of the threads while each thread still gets WINO_MIN_TILES;
+     * with fewer tiles, blocks of output channels instead: each thread then packs only its
+     * rows of U, which a split by tiles would make every thread pack whole. */
+    int64_t blocks = ceil_div(units, ceil_div(tb, tw));
+    wp->mblocks = 1;
+    wp->mrows = p->c_out;
+    /* the test hook takes the channel split for single images, so both are covered */
+    const int by_tiles = npe_kcpu_fine_grain ? p->n > 1
+                                             : tiles >= (int64_t)wp->nthreads * WINO_MIN_TILES;
+    if (by_tiles) {
+        blocks = ceil_div(blocks, wp->nthreads) * wp->nthreads;
+        if (blocks > units)
+            blocks = units;
+    } else if (blocks < wp->nthreads || npe_kcpu_fine_grain) {
+        int64_t want = ceil_div(wp->nthreads, blocks);
+        if (npe_kcpu_fine_grain && want < 2)
+            want = 2;
+        int64_t rows = ceil_div(p->c_out, want);
+        if (!npe_kcpu_fine_grain) /* whole register blocks of sgemm's kernel */
+            rows = ceil_div(rows, 16) * 16;
+        if (rows > p->c_out)
+            rows = p->c_out;
+        wp->mrows = rows;
+        wp->mblocks = ceil_div(p->c_out, rows);
+    }
+    wp->upb = ceil_div(units, blocks);
+    wp->blocks = ceil_div(units, wp->upb);
+    const int64_t upb = wp->upb;
+    wp->ntasks = wp->blocks * wp->mblocks;
+    wp->tbs = (int64_t)round16(upb * tw + WINO_MAX_WV);
+    wp->lq = tw + 1;
+    wp->per_thread = round16(36 * ((int64_t)p->c_in + wp->mrows) * wp->tbs) +
+                     round16(6 * 4 * wp->lq) + round16((36 + 16) * wp->tbs);
+    wp->shared = round16(36 * (int64_t)p->c_out * p->c_in);
+    return 1;
+}
+
+size_t npe_kcpu_wino_scratch_floats(const npe_wino_plan *wp)
+{
+    return wp->per_thread * (size_t)wp->nthreads + wp->shared;
+}
+
+/* ---- Transforms ------------------------------------------------------------------------------ */
+/* r[c] lane l <-> r[l] lane c for four vectors of four (a 4x4 transpose); other widths never
+ * call it. */
+#if KV_N == 4
+KV_INLINE void kv_transpose4(kv *r)
+{
+#if defined(__clang__)
+    const kv t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+    const kv t1 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+    const kv t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+    const kv t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+    r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    r[1] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    r[2] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+#else
+    const kv t0 = __builtin_shuffle(r[0], r[1], (kvi){0, 4, 1, 5});
+    const kv t1 = __builtin_shuffle(r[0], r[1], (kvi){2, 6, 3, 7});
+    const kv t2 = __builtin_shuffle(r[2], r[3], (kvi){0, 4, 1, 5});
+    const kv t3 = __builtin_shuffle(r[2], r[3], (kvi){2, 6, 3, 7});
+    r[0] = __builtin_shuffle(t0, t2, (kvi){0, 1, 4, 5});
+    r[1] = __builtin_shuffle(t0, t2, (kvi){2, 3, 6, 7});
+    r[2] = __builtin_shuffle(t1, t3, (kvi){0, 1, 4, 5});
+    r[3] = __builtin_shuffle(t1, t3, (kvi){2, 3, 6, 7});
+#endif
+}
+#endif
+
+typedef struct wino_job {
+    const npe_conv2d_params *p;
+    const npe_wino_plan *wp;
+    const float *x, *w, *b;
+    float *y, *u, *scratch;
+    const npe_conv_epilogue *ep;
+    unsigned flags;
+} wino_job;
+
+/* A thread's scratch past its transformed inputs: products, phased rows, input blocks (36 arrays
+ * of tbs floats) and outputs (16 arrays). */
+typedef struct wino_bufs {
+    float *m, *rows, *d, *o;
+} wino_bufs;
+
+static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
+{
+    const npe_wino_plan *wp = job->wp;
+    float *v = job->scratch + (size_t)thread * wp->per_thread;
+    bf->m = v + round16(36 * (int64_t)job->p->c_in * wp->tbs);
+    bf->rows = bf->m + round16(36 * wp->mrows * wp->tbs);
+    bf->d = bf->rows + round16(6 * 4 * wp->lq);
+    bf->o = bf->d + 36 * wp->tbs;
+    return v;
+}
+
+/* M[xi] = U[.][xi] (rows oc0.. of m, 36 * Cin apart) @ V[xi] over n tiles: 36 single-threaded sgemms. */
+static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t m, const float *v,
+                           float *mb)
+{
+    const npe_conv2d_params *p = job->p;
+    const int64_t ts = job->wp->tbs;
+    for (int xi = 0; xi < 36; xi++)
+        npe_blas_sgemm(1, 0, 0, (int)m, (int)n, p->c_in, 1.0f,
+                       job->u + (oc0 * 36 + xi) * p->c_in, 36 * p->c_in,
+                       v + (int64_t)xi * p->c_in * ts, (int)ts, 0.0f, mb + xi * m * ts, (int)ts);
+}
+
+/* Padded rows [r0, r0 + 6) of plane xp in four column phases of lq floats: element j of phase
+ * q of padded row a is x[r0 + a - ph][4j + q - pw], 0 outside the input (as
+ * npe_kcpu_phase_rows with stride 4, with a 4x4 transpose per four elements inside the row). */
+static void phase_rows4(const npe_conv2d_params *p, const float *xp, int64_t r0, int64_t lq,
+                        float *dst)
+{
+    const int64_t w = p->w_in, pw = p->pw;
+    for (int a = 0; a < 6; a++) {
+        float *row = dst + a * 4 * lq;
+        const int64_t ih = r0 + a - p->ph;
+        if (ih < 0 || ih >= p->h_in) {
+            memset(row, 0, (size_t)(4 * lq) * sizeof(float));
+            continue;
+        }
+        const float *xr = xp + ih * w;
+        int64_t j = 0;
+#if KV_N == 4
+        /* vectors once the first column is inside, while all sixteen are */
+        for (; j < lq && 4 * j - pw < 0; j++)
+            for (int q4 = 0; q4 < 4; q4++) {
+                const int64_t c = 4 * j + q4 - pw;
+                row[q4 * lq + j] = c >= 0 && c < w ? xr[c] : 0.0f;
+            }
+        for (; j + 4 <= lq && 4 * j - pw + 16 <= w; j += 4) {
+            const float *src = xr + 4 * j - pw;
+            kv v[4] = {kv_load(src), kv_load(src + 4), kv_load(src + 8), kv_load(src + 12)};
+            kv_transpose4(v);
+            for (int q4 = 0; q4 < 4; q4++)
+                kv_store(row + q4 * lq + j, v[q4]);
+        }
+#endif
+        for (; j < lq; j++)
+            for (int q4 = 0; q4 < 4; q4++) {
+                const int64_t c = 4 * j + q4 - pw;
+                row[q4 * lq + j] = c >= 0 && c < w ? xr[c] : 0.0f;
+            }
+    }
+}
+
+#define WV KV_N
+#define WB(name) wino_##name##_base
+#include "winograd_body.h"
+#undef WB
+#undef WV
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(NPE_NO_VECTOR_EXT)
+#define HAVE_WINO_AVX2 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#define WV 8
+#define WB(name) wino_##name##_avx2
+#include "winograd_body.h"
+#undef WB
+#undef WV
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#else
+#define HAVE_WINO_AVX2 0
+#endif
+
+void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                       const npe_wino_plan *wp, const float *x, const float *w, const float *b,
+                       const npe_conv_epilogue *ep, float *y, float *scratch)
+{
+    wino_job job = {p, wp, x, w, b, y, scratch + wp->per_thread * (size_t)wp->nthreads,
+                    scratch, ep, flags};
+#if HAVE_WINO_AVX2
+    if ((flags & NPE_KCPU_AVX2) && npe_kcpu_have_avx2()) {
+        wino_run_avx2(ex, &job);
+        return;
+    }
+#endif
+    wino_run_base(ex, &job);
+}

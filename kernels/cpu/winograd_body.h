@@ -1,0 +1,235 @@
+/* The transforms and block loop of winograd.c, included there once per instruction set: WB(x)
+ * names this instance's functions and WV is its vector width in floats. Vectors run across the
+ * tiles of a block (all its tile rows, so small images fill them too): the 6x6 input blocks are
+ * first copied out as 36 arrays over the tiles ("D"), and the 16 outputs of every tile are
+ * produced as 16 arrays ("O") before they are scattered into the output planes. */
+
+#if WV > 1
+typedef float WB(vec) __attribute__((vector_size(WV * sizeof(float))));
+#else
+typedef float WB(vec);
+#endif
+#define VEC WB(vec)
+
+static inline __attribute__((always_inline)) VEC WB(ld)(const float *p)
+{
+    VEC v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline __attribute__((always_inline)) void WB(st)(float *p, VEC v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static inline __attribute__((always_inline)) VEC WB(set1)(float s)
+{
+    VEC v;
+    for (int i = 0; i < WV; i++)
+        memcpy((char *)&v + i * sizeof(float), &s, sizeof(float));
+    return v;
+}
+
+/* y = B^T x for a column x of six: the input transform along one direction. */
+static inline __attribute__((always_inline)) void WB(bt)(const VEC *x, VEC *y)
+{
+    const VEC four = WB(set1)(4.0f), five = WB(set1)(5.0f), two = WB(set1)(2.0f);
+    const VEC p = x[4] - four * x[2], q = four * x[1] - x[3];
+    const VEC r = x[4] - x[2], s = two * (x[1] - x[3]);
+    y[0] = four * x[0] - five * x[2] + x[4];
+    y[1] = p - q;
+    y[2] = p + q;
+    y[3] = r - s;
+    y[4] = r + s;
+    y[5] = four * x[1] - five * x[3] + x[5];
+}
+
+/* o = A^T m for a column m of six: the output transform along one direction. */
+static inline __attribute__((always_inline)) void WB(at)(const VEC *m, VEC *o)
+{
+    const VEC s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    o[0] = m[0] + s12 + s34;
+    o[1] = d12 + WB(set1)(2.0f) * d34;
+    o[2] = s12 + WB(set1)(4.0f) * s34;
+    o[3] = d12 + WB(set1)(8.0f) * d34 + m[5];
+}
+
+/* t = G g for a column g of three: G's rows are (1/4, 0, 0), -(1, 1, 1)/6, (-1, 1, -1)/6,
+ * (1/4, 1/2, 1)/6, (1/4, -1/2, 1)/6 and (0, 0, 1). */
+static inline __attribute__((always_inline)) void WB(g3)(VEC g0, VEC g1, VEC g2, VEC *t)
+{
+    const VEC h = WB(set1)(0.5f), q = WB(set1)(0.25f), s6 = WB(set1)(1.0f / 6.0f);
+    const VEC e = g0 + g2, f = q * g0 + g2;
+    t[0] = q * g0;
+    t[1] = -(e + g1) * s6;
+    t[2] = (g1 - e) * s6;
+    t[3] = (f + h * g1) * s6;
+    t[4] = (f - h * g1) * s6;
+    t[5] = g2;
+}
+
+/* U[oc][xi][ic] = G g G^T for filters [oc0, oc1), vectors across input channels: each filter's
+ * 36 rows are contiguous, so its stores stay on a few pages. */
+static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
+                        int64_t oc1)
+{
+    const int64_t cin = p->c_in;
+    for (int64_t oc = oc0; oc < oc1; oc++)
+        for (int64_t ic0 = 0; ic0 < cin; ic0 += WV) {
+            const int64_t nl = cin - ic0 < WV ? cin - ic0 : WV;
+            float lanes[9][WV] = {{0}};
+            for (int64_t l = 0; l < nl; l++)
+                for (int e = 0; e < 9; e++)
+                    lanes[e][l] = w[(oc * cin + ic0 + l) * 9 + e];
+            VEC t[3][6]; /* t[c][k] = (G g)[k][c] */
+            for (int c = 0; c < 3; c++)
+                WB(g3)(WB(ld)(lanes[c]), WB(ld)(lanes[3 + c]), WB(ld)(lanes[6 + c]), t[c]);
+            for (int k = 0; k < 6; k++) {
+                VEC r[6];
+                WB(g3)(t[0][k], t[1][k], t[2][k], r);
+                for (int l = 0; l < 6; l++) {
+                    float *dst = u + (oc * 36 + k * 6 + l) * cin + ic0;
+                    if (nl == WV) {
+                        WB(st)(dst, r[l]);
+                    } else {
+                        float tmp[WV];
+                        WB(st)(tmp, r[l]);
+                        memcpy(dst, tmp, (size_t)nl * sizeof(float));
+                    }
+                }
+            }
+        }
+}
+
+static void WB(filter_tasks)(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const wino_job *job = arg;
+    (void)thread;
+    WB(filters)(job->p, job->w, job->u, begin, end);
+}
+
+/* V[xi][ic][t] for the n tiles of units [u0, u1) (tile t = (u - u0) * tw + j). */
+static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
+                       const wino_bufs *bf)
+{
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t lq = wp->lq, cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
+    const int64_t ts = wp->tbs, xs = cin * ts; /* floats between tiles' arrays, points */
+    for (int64_t ic = 0; ic < cin; ic++) {
+        for (int64_t u = u0; u < u1; u++) {
+            const int64_t img = u / wp->th, ti = u % wp->th, t0 = (u - u0) * tw;
+            phase_rows4(p, job->x + (img * cin + ic) * hw, 4 * ti, lq, bf->rows);
+            for (int a = 0; a < 6; a++)
+                for (int c = 0; c < 6; c++) {
+                    const float *src = bf->rows + (a * 4 + c % 4) * lq + c / 4;
+                    float *dst = bf->d + (a * 6 + c) * ts + t0;
+                    for (int64_t j = 0; j < tw; j++)
+                        dst[j] = src[j];
+                }
+        }
+        float *vc = v + ic * ts;
+        for (int64_t t = 0; t < n; t += WV) {
+            VEC r[6][6]; /* r[a][k]: row a of d after B^T along the columns */
+            for (int a = 0; a < 6; a++) {
+                VEC x[6];
+                for (int c = 0; c < 6; c++)
+                    x[c] = WB(ld)(bf->d + (a * 6 + c) * ts + t);
+                WB(bt)(x, r[a]);
+            }
+            for (int k = 0; k < 6; k++) {
+                const VEC col[6] = {r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k]};
+                VEC o[6];
+                WB(bt)(col, o);
+                /* lanes past n land in the row's slack (tbs >= n + WV) */
+                for (int a = 0; a < 6; a++)
+                    WB(st)(vc + (a * 6 + k) * xs + t, o[a]);
+            }
+        }
+    }
+}
+
+/* Output channels [oc0, oc0 + m) of units [u0, u1) from M[xi][oc - oc0][t], then the bias and
+ * the epilogue. */
+static void WB(outputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, int64_t oc0,
+                        int64_t m, const float *mb, const wino_bufs *bf)
+{
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t ts = wp->tbs, ms = m * ts, wo = p->w_out, ho = p->h_out, tw = wp->tw;
+    const int64_t hw = ho * wo;
+    for (int64_t i = 0; i < m; i++) {
+        const int64_t oc = oc0 + i;
+        const float *mc = mb + i * ts;
+        const VEC bias = WB(set1)(job->b ? job->b[oc] : 0.0f);
+        for (int64_t t = 0; t < n; t += WV) {
+            VEC s[4][6]; /* s[r][b]: column b of M after A^T along the rows */
+            for (int b = 0; b < 6; b++) {
+                VEC col[6], o[4];
+                for (int a = 0; a < 6; a++)
+                    col[a] = WB(ld)(mc + (a * 6 + b) * ms + t);
+                WB(at)(col, o);
+                for (int r = 0; r < 4; r++)
+                    s[r][b] = o[r];
+            }
+            for (int r = 0; r < 4; r++) {
+                VEC o[4];
+                WB(at)(s[r], o);
+                for (int c = 0; c < 4; c++)
+                    WB(st)(bf->o + (r * 4 + c) * ts + t, o[c] + bias);
+            }
+        }
+        for (int64_t u = u0; u < u1; u++) {
+            const int64_t img = u / wp->th, ti = u % wp->th, t0 = (u - u0) * tw;
+            const int64_t nr = ho - 4 * ti < 4 ? ho - 4 * ti : 4;
+            float *yc = job->y + (img * p->c_out + oc) * hw + 4 * ti * wo;
+            for (int64_t r = 0; r < nr; r++) {
+                float *yr = yc + r * wo;
+                const float *o0 = bf->o + r * 4 * ts + t0;
+                int64_t j = 0;
+                for (; 4 * j + 4 <= wo; j++) {
+                    yr[4 * j] = o0[j];
+                    yr[4 * j + 1] = o0[ts + j];
+                    yr[4 * j + 2] = o0[2 * ts + j];
+                    yr[4 * j + 3] = o0[3 * ts + j];
+                }
+                for (int c = 0; 4 * j + c < wo; c++)
+                    yr[4 * j + c] = o0[c * ts + j];
+            }
+            if (job->ep)
+                npe_kcpu_conv_epilogue(job->ep, job->flags, oc, yc, nr * wo);
+        }
+    }
+}
+
+static void WB(block_tasks)(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const wino_job *job = arg;
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    wino_bufs bf;
+    float *v = thread_bufs(job, thread, &bf);
+    int64_t have = -1; /* the block whose inputs v holds */
+    for (int64_t t = begin; t < end; t++) {
+        const int64_t blk = t / wp->mblocks, mblk = t % wp->mblocks;
+        const int64_t u0 = blk * wp->upb;
+        const int64_t u1 = u0 + wp->upb < wp->units ? u0 + wp->upb : wp->units;
+        const int64_t oc0 = mblk * wp->mrows;
+        const int64_t m = wp->mrows < p->c_out - oc0 ? wp->mrows : p->c_out - oc0;
+        const int64_t n = (u1 - u0) * wp->tw;
+        if (have != blk)
+            WB(inputs)(job, u0, u1, n, v, &bf);
+        have = blk;
+        block_products(job, n, oc0, m, v, bf.m);
+        WB(outputs)(job, u0, u1, n, oc0, m, bf.m, &bf);
+    }
+}
+
+static void WB(run)(const npe_kexec *ex, wino_job *job)
+{
+    kcpu_for(ex, job->p->c_out, WB(filter_tasks), job);
+    kcpu_for(ex, job->wp->ntasks, WB(block_tasks), job);
+}
+
+#undef VEC
