@@ -59,7 +59,7 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
      * hook every small shape takes this path, so the random kernel cases cover it. */
     if (npe_kcpu_fine_grain ? (int64_t)p->c_in * p->c_out < 64
                             : (p->c_in < 32 || p->c_out < 32 || tiles < 16 ||
-                               (tiles < 32 && (int64_t)p->c_in * p->c_out < 128 * 128)))
+                               (tiles < 24 && (int64_t)p->c_in * p->c_out < 128 * 128)))
         return 0;
     if (wino_disabled())
         return 0;
