@@ -219,7 +219,8 @@ void npe_kcpu_conv_epilogue(const npe_conv_epilogue *ep, unsigned flags, int64_t
     if (ep->scale && ep->shift)
         npe_kcpu_affine_span(ep->scale[oc], ep->shift[oc], y, y, len);
     if (ep->act > 0)
-        npe_kcpu_unary_span((npe_unary_op)(ep->act - 1), ep->alpha, ep->beta, y, y, len);
+        npe_kcpu_unary_span(flags, (npe_unary_op)(ep->act - 1), ep->alpha, ep->beta, y, y,
+                            len);
 }
 
 static void epilogue(const conv_job *job, int64_t oc, float *y, int64_t len)

@@ -21,9 +21,10 @@ void npe_kcpu_init_data(npe_kernels *k, unsigned flags);
 int npe_kcpu_have_avx2(void);
 
 /* The vector loops of unary and channel_affine on one contiguous span, serially: the conv
- * epilogue runs them on tiles still in cache, with the arithmetic of the separate ops. */
-void npe_kcpu_unary_span(npe_unary_op op, float alpha, float beta, const float *x, float *y,
-                         int64_t n);
+ * epilogue runs them on tiles still in cache, with the arithmetic of the separate ops (flags:
+ * the table's, which choose the same loop as its unary entry). */
+void npe_kcpu_unary_span(unsigned flags, npe_unary_op op, float alpha, float beta,
+                         const float *x, float *y, int64_t n);
 void npe_kcpu_affine_span(float scale, float shift, const float *x, float *y, int64_t n);
 
 /* Sliding-window kernels (depthwise convolution, max pooling) read input rows through this

@@ -80,33 +80,38 @@ static inline kv kv_select(kvi m, kv a, kv b)
 
 /* exp(x) within 2.5e-7 relative (2 ulp) for normal results; +inf above 88.72, 0 below -87.33
  * (where the true value is subnormal, below 1.2e-38), NaN stays NaN. Cody-Waite reduction
- * x = n ln2 + r with |r| <= ln2/2, then e^r by its degree-6 Taylor polynomial. */
-KV_INLINE kv kv_exp(kv x)
-{
-    const kv hi = kv_set1(88.72283f), lo = kv_set1(-87.33654f);
-    kv xc = kv_select(KV_MASK(x > hi), hi, x);
-    xc = kv_select(KV_MASK(xc < lo), lo, xc);
-    /* Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits. */
-    const kv magic = kv_set1(12582912.0f);
-    const kv t = xc * kv_set1(1.44269504088896341f) + magic;
-    const kv n = t - magic;
-    const kvi ni = kv_bits(t) - kv_bits(magic);
-    kv r = xc - n * kv_set1(0.693359375f); /* ln2 split so n * ln2_hi is exact */
-    r = r - n * kv_set1(-2.12194440e-4f);
-    kv p = kv_set1(1.0f / 720.0f);
-    p = p * r + kv_set1(1.0f / 120.0f);
-    p = p * r + kv_set1(1.0f / 24.0f);
-    p = p * r + kv_set1(1.0f / 6.0f);
-    p = p * r + kv_set1(0.5f);
-    p = p * r + kv_set1(1.0f);
-    p = p * r + kv_set1(1.0f);
-    /* n is in [-126, 128], one past the normal exponents at each end: scale by 2^(n/2) and
-     * 2^(n - n/2), both normal. */
-    const kvi n1 = ni >> 1, n2 = ni - n1;
-    kv e = p * kv_from_bits((n1 + 127) << 23) * kv_from_bits((n2 + 127) << 23);
-    e = kv_select(KV_MASK(x > hi), kv_set1(INFINITY), e);
-    e = kv_select(KV_MASK(x < lo), kv_set1(0.0f), e);
-    return kv_select(KV_MASK(x != x), x, e);
-}
+ * x = n ln2 + r with |r| <= ln2/2, then e^r by its degree-6 Taylor polynomial. Written once for
+ * any vector type V (ints VI, helpers SET1, SELECT, BITS, FROM_BITS, MASK): kv_exp below, and
+ * the eight-float instance of the AVX2 kernels. */
+#define KV_EXP_DEFINE(NAME, V, VI, SET1, SELECT, BITS, FROM_BITS, MASK)                         \
+    KV_INLINE V NAME(V x)                                                                      \
+    {                                                                                          \
+        const V hi = SET1(88.72283f), lo = SET1(-87.33654f);                                   \
+        V xc = SELECT(MASK(x > hi), hi, x);                                                    \
+        xc = SELECT(MASK(xc < lo), lo, xc);                                                    \
+        /* Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits. */            \
+        const V magic = SET1(12582912.0f);                                                     \
+        const V t = xc * SET1(1.44269504088896341f) + magic;                                   \
+        const V n = t - magic;                                                                 \
+        const VI ni = BITS(t) - BITS(magic);                                                   \
+        V r = xc - n * SET1(0.693359375f); /* ln2 split so n * ln2_hi is exact */              \
+        r = r - n * SET1(-2.12194440e-4f);                                                     \
+        V p = SET1(1.0f / 720.0f);                                                             \
+        p = p * r + SET1(1.0f / 120.0f);                                                       \
+        p = p * r + SET1(1.0f / 24.0f);                                                        \
+        p = p * r + SET1(1.0f / 6.0f);                                                         \
+        p = p * r + SET1(0.5f);                                                                \
+        p = p * r + SET1(1.0f);                                                                \
+        p = p * r + SET1(1.0f);                                                                \
+        /* n is in [-126, 128], one past the normal exponents at each end: scale by 2^(n/2)    \
+         * and 2^(n - n/2), both normal. */                                                    \
+        const VI n1 = ni >> 1, n2 = ni - n1;                                                   \
+        V e = p * FROM_BITS((n1 + 127) << 23) * FROM_BITS((n2 + 127) << 23);                   \
+        e = SELECT(MASK(x > hi), SET1(INFINITY), e);                                           \
+        e = SELECT(MASK(x < lo), SET1(0.0f), e);                                               \
+        return SELECT(MASK(x != x), x, e);                                                     \
+    }
+
+KV_EXP_DEFINE(kv_exp, kv, kvi, kv_set1, kv_select, kv_bits, kv_from_bits, KV_MASK)
 
 #endif
