@@ -32,12 +32,60 @@ struct npe_exec {
     unsigned char *gone;    /* per value: a fused chain's intermediate, never stored */
     float *arena;
     size_t arena_n;
+    size_t arena_bytes;     /* allocated: >= arena_n floats */
     float *tmp;             /* intermediates of reductions, norms, matmul: tmp_n floats */
     size_t tmp_n;
     void *scratch;
     size_t scratch_size;
     int scratch_threads;
+    npe_exec_bufs *bufs;    /* where the arena and scratch come from and go back to, or NULL */
 };
+
+/* A buffer of at least need bytes: the one *keep holds when large enough (taken from it), else a
+ * new one (*keep's too small one is freed). */
+static void *take_buf(void **keep, size_t *keep_n, size_t need, size_t *got)
+{
+    if (*keep && *keep_n >= need) {
+        void *p = *keep;
+        *got = *keep_n;
+        *keep = NULL;
+        *keep_n = 0;
+        return p;
+    }
+    free(*keep);
+    *keep = NULL;
+    *keep_n = 0;
+    *got = need;
+    return aligned_alloc(64, need);
+}
+
+/* Give buffer p of n bytes back to *keep (the larger of the two stays), or free it. */
+static void give_buf(void **keep, size_t *keep_n, void *p, size_t n)
+{
+    if (!p)
+        return;
+    if (*keep && *keep_n >= n) {
+        free(p);
+        return;
+    }
+    free(*keep);
+    *keep = p;
+    *keep_n = n;
+}
+
+void npe_exec_use_bufs(npe_exec *x, npe_exec_bufs *b)
+{
+    x->bufs = b;
+}
+
+void npe_exec_bufs_free(npe_exec_bufs *b)
+{
+    if (!b)
+        return;
+    free(b->arena);
+    free(b->scratch);
+    memset(b, 0, sizeof(*b));
+}
 
 NPE_PRINTF(4, 5) static int xerr(npe_exec *x, int node, npe_error *err, const char *fmt, ...)
 {
@@ -167,7 +215,10 @@ static void unplan(npe_exec *x)
     free(x->root);
     free(x->off);
     free(x->run);
-    free(x->arena);
+    if (x->bufs)
+        give_buf(&x->bufs->arena, &x->bufs->arena_bytes, x->arena, x->arena_bytes);
+    else
+        free(x->arena);
     free(x->tmp);
     x->affine = NULL;
     x->root = NULL;
@@ -175,7 +226,7 @@ static void unplan(npe_exec *x)
     x->run = NULL;
     x->arena = NULL;
     x->tmp = NULL;
-    x->arena_n = x->tmp_n = 0;
+    x->arena_n = x->tmp_n = x->arena_bytes = 0;
     x->planned = 0;
 }
 
@@ -492,7 +543,12 @@ static int plan(npe_exec *x, npe_error *err)
             top = (size_t)(at + size);
     }
     x->arena_n = top;
-    x->arena = top ? aligned_alloc(64, top * sizeof(float)) : NULL;
+    x->arena = NULL;
+    if (top && x->bufs)
+        x->arena = take_buf(&x->bufs->arena, &x->bufs->arena_bytes, top * sizeof(float),
+                            &x->arena_bytes);
+    else if (top)
+        x->arena = aligned_alloc(64, x->arena_bytes = top * sizeof(float));
     if (top && !x->arena) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory for %zu MiB of activations",
                           top * sizeof(float) >> 20);
@@ -626,8 +682,13 @@ static int size_scratch(npe_exec *x, int nthreads, npe_error *err)
     }
     need = (need + 63) & ~(size_t)63;
     if (need > x->scratch_size || !x->scratch) {
-        free(x->scratch);
-        x->scratch = aligned_alloc(64, need);
+        if (x->bufs) {
+            give_buf(&x->bufs->scratch, &x->bufs->scratch_bytes, x->scratch, x->scratch_size);
+            x->scratch = take_buf(&x->bufs->scratch, &x->bufs->scratch_bytes, need, &need);
+        } else {
+            free(x->scratch);
+            x->scratch = aligned_alloc(64, need);
+        }
         if (!x->scratch) {
             x->scratch_size = 0;
             return npe_error_set(err, NPE_ENOMEM, "out of memory for %zu MiB of kernel scratch",
@@ -1380,7 +1441,10 @@ void npe_exec_destroy(npe_exec *x)
         return;
     unplan(x);
     free(x->shapes);
-    free(x->scratch);
+    if (x->bufs)
+        give_buf(&x->bufs->scratch, &x->bufs->scratch_bytes, x->scratch, x->scratch_size);
+    else
+        free(x->scratch);
     free(x);
 }
 

@@ -29,6 +29,20 @@ int npe_exec_create(npe_graph *g, const npe_kernels *k, unsigned flags, npe_exec
                     npe_error *err);
 void npe_exec_destroy(npe_exec *x); /* NULL accepted */
 
+/* Buffers handed from one executor to the next (a thread making executors one after another,
+ * as the analysis makes one per pruned variant): a destroyed executor's activation arena and
+ * kernel scratch go back here and the next one takes them when large enough, so their pages are
+ * not faulted in and zeroed by the kernel again. Zero-initialise; used by one thread at a time. */
+typedef struct npe_exec_bufs {
+    void *arena, *scratch;
+    size_t arena_bytes, scratch_bytes;
+} npe_exec_bufs;
+
+/* x takes its buffers from b and gives them back to it (b must outlive x); call before the first
+ * run. */
+void npe_exec_use_bufs(npe_exec *x, npe_exec_bufs *b);
+void npe_exec_bufs_free(npe_exec_bufs *b); /* frees what b holds; b stays usable */
+
 /* The graph changed (pruned parameters, rewritten literals): infer and plan again next run. */
 void npe_exec_invalidate(npe_exec *x);
 

@@ -109,6 +109,8 @@ typedef struct worker {
     shared *sh;
     npe_kpool *pool;
     npe_kexec kx;
+    npe_exec_bufs bufs;     /* arena and scratch passed from one variant's executor to the next
+                             * within a group */
     npe_graph *ref_graph;   /* the original model: baseline, references not cached */
     npe_exec *ref_exec;
     npe_metric *metric;
@@ -166,8 +168,11 @@ static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_er
     return 0;
 }
 
+/* A group's parts go, and the buffers its variants passed on: the next group's cache fill should
+ * not find them still resident. */
 static void worker_drop_part(worker *w)
 {
+    npe_exec_bufs_free(&w->bufs);
     npe_exec_destroy(w->pre_exec);
     npe_graph_destroy(w->pre_graph);
     w->pre_exec = NULL;
@@ -181,6 +186,7 @@ static void worker_fini(worker *w)
     npe_graph_destroy(w->ref_graph);
     npe_metric_destroy(w->metric);
     npe_kpool_destroy(w->pool);
+    npe_exec_bufs_free(&w->bufs);
     memset(w, 0, sizeof(*w));
 }
 
@@ -215,6 +221,23 @@ static int get_batch(worker *w, int64_t b, const npe_array **in, const npe_array
     return 0;
 }
 
+/* Views of the first n outputs of graph g as executor x left them after a run (valid until its
+ * next run or destruction): the metric reads them in place, with no copy per batch. */
+static void output_views(const npe_exec *x, const npe_graph *g, npe_array *outs, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const npe_value *v = &g->values[g->outputs[k]];
+        npe_array *a = &outs[k];
+        memset(a, 0, sizeof(*a));
+        a->dtype = NPE_DTYPE_F32;
+        a->ndim = v->ndim;
+        for (int d = 0; d < v->ndim; d++)
+            a->shape[d] = v->shape[d];
+        a->nbytes = (size_t)npe_value_numel(v) * sizeof(float);
+        a->data = (void *)npe_exec_value(x, g->outputs[k]);
+    }
+}
+
 /* The metric of graph pg over the data set. */
 static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
 {
@@ -223,6 +246,7 @@ static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
     int r = npe_exec_create(pg, &sh->k, 0, &x, err);
     if (r)
         return r;
+    npe_exec_use_bufs(x, &w->bufs);
     npe_metric_reset(w->metric);
     npe_array *outs = calloc((size_t)sh->n_out, sizeof(*outs));
     npe_array *own_ref = calloc((size_t)sh->n_out, sizeof(*own_ref));
@@ -238,13 +262,13 @@ static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
             npe_array_free(&own_tgt);
             break;
         }
-        if ((r = npe_exec_run(x, &w->kx, in, 1, outs, sh->n_out, err))) {
+        if ((r = npe_exec_run(x, &w->kx, in, 1, NULL, 0, err))) {
             npe_error_prefix(err, "samples %lld..%lld", (long long)sh->batches[b].start,
                              (long long)(sh->batches[b].start + sh->batches[b].n - 1));
         } else {
+            output_views(x, pg, outs, sh->n_out);
             r = npe_metric_update_batch(w->metric, outs, sh->n_out, tgt, ref, err);
         }
-        free_arrays(outs, sh->n_out);
         free_arrays(own_ref, sh->n_out);
         npe_array_free(&own_in);
         npe_array_free(&own_tgt);
@@ -355,6 +379,8 @@ static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *e
     /* no metric output in the region: the pruned channels reach nothing measured */
     if (P->n_rout_metric && (r = npe_exec_create(pg, &sh->k, 0, &x, err)))
         return r;
+    if (x)
+        npe_exec_use_bufs(x, &w->bufs);
     npe_metric_reset(w->metric);
     size_t nn = (size_t)P->n_need + 1, ni = (size_t)P->rp.n_inputs + 1, no = (size_t)sh->n_out;
     npe_array *outs = calloc(no, sizeof(*outs));
@@ -375,10 +401,11 @@ static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *e
             !(r = need_values(w, b, in, vals, own_need, err))) {
             for (int j = 0; j < P->rp.n_inputs; j++)
                 ins[j] = P->rin[j] == SRC_INPUT ? *in : *vals[P->rin[j]];
-            if (x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, routs, P->n_rout_metric,
-                                       err)))
+            if (x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, NULL, 0, err)))
                 npe_error_prefix(err, "samples %lld..%lld", (long long)B->start,
                                  (long long)(B->start + B->n - 1));
+            else if (x)
+                output_views(x, pg, routs, P->n_rout_metric);
             for (int i = 0; !r && i < sh->n_out; i++) {
                 int o = P->osrc[i];
                 outs[i] = o >= 0 ? routs[o] : o == SRC_INPUT ? *in : *vals[-1 - o];
@@ -386,7 +413,6 @@ static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *e
             if (!r)
                 r = npe_metric_update_batch(w->metric, outs, sh->n_out, tgt, ref, err);
         }
-        free_arrays(routs, P->n_rout_metric);
         free_arrays(own_need, P->n_need);
         free_arrays(own_ref, sh->n_out);
         npe_array_free(&own_in);
