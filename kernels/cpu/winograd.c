@@ -106,7 +106,7 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     wp->tbs = (int64_t)round16(upb * tw + WINO_MAX_WV);
     wp->lq = tw + 1;
     wp->per_thread = round16(36 * ((int64_t)p->c_in + wp->mrows) * wp->tbs) +
-                     round16(6 * 4 * wp->lq) + round16((36 + 16) * wp->tbs);
+                     round16(6 * 4 * wp->lq) + round16((36 + 16 + 36) * wp->tbs);
     wp->shared = round16(36 * (int64_t)p->c_out * p->c_in);
     return 1;
 }
@@ -157,6 +157,8 @@ typedef struct wino_job {
  * of tbs floats) and outputs (16 arrays). */
 typedef struct wino_bufs {
     float *m, *rows, *d, *o;
+    int32_t *msk; /* the gather path: per input block element and tile, all ones when inside
+                   * the input (d then holds the element's int32 offsets) */
 } wino_bufs;
 
 static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
@@ -167,7 +169,14 @@ static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
     bf->rows = bf->m + round16(36 * wp->mrows * wp->tbs);
     bf->d = bf->rows + round16(6 * 4 * wp->lq);
     bf->o = bf->d + 36 * wp->tbs;
+    bf->msk = (int32_t *)(bf->o + 16 * wp->tbs);
     return v;
+}
+
+/* Elements of the input. */
+static int64_t p_numel(const npe_conv2d_params *p)
+{
+    return (int64_t)p->n * p->c_in * p->h_in * p->w_in;
 }
 
 /* M[xi] = U[.][xi] (rows oc0.. of m, 36 * Cin apart) @ V[xi] over n tiles: 36 single-threaded sgemms. */
@@ -238,7 +247,10 @@ static void phase_rows4(const npe_conv2d_params *p, const float *xp, int64_t r0,
 #endif
 #define WV 8
 #define WB(name) wino_##name##_avx2
+#define WB_GATHER 1
+#include <immintrin.h>
 #include "winograd_body.h"
+#undef WB_GATHER
 #undef WB
 #undef WV
 #if defined(__clang__)

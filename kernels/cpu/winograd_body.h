@@ -109,10 +109,70 @@ static void WB(filter_tasks)(void *arg, int64_t begin, int64_t end, int thread)
     WB(filters)(job->p, job->w, job->u, begin, end);
 }
 
+#ifdef WB_GATHER
+/* WB(inputs) with AVX2 gathers: the 36 elements of each tile's input block are loaded straight
+ * from x, eight tiles at a time, through offsets and masks worked out once per block (masked
+ * lanes, outside the input, read as 0), instead of phasing rows and copying blocks out. */
+static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float *v,
+                              const wino_bufs *bf)
+{
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
+    const int64_t ts = wp->tbs, xs = cin * ts, nv = (n + 7) / 8 * 8;
+    int32_t *idx = (int32_t *)bf->d, *msk = bf->msk;
+    for (int64_t t = 0; t < nv; t++) {
+        const int64_t u = u0 + t / tw, j = t % tw;
+        const int64_t img = u / wp->th, r0 = 4 * (u % wp->th) - p->ph, c0 = 4 * j - p->pw;
+        for (int a = 0; a < 6; a++)
+            for (int c = 0; c < 6; c++) {
+                const int in = t < n && r0 + a >= 0 && r0 + a < p->h_in && c0 + c >= 0 &&
+                               c0 + c < p->w_in;
+                idx[(a * 6 + c) * ts + t] =
+                    in ? (int32_t)(img * cin * hw + (r0 + a) * p->w_in + c0 + c) : 0;
+                msk[(a * 6 + c) * ts + t] = in ? -1 : 0;
+            }
+    }
+    for (int64_t ic = 0; ic < cin; ic++) {
+        const float *xc = job->x + ic * hw;
+        float *vc = v + ic * ts;
+        for (int64_t t = 0; t < n; t += 8) {
+            VEC r[6][6];
+            for (int a = 0; a < 6; a++) {
+                VEC x[6];
+                for (int c = 0; c < 6; c++) {
+                    __m256i vi, vm;
+                    memcpy(&vi, idx + (a * 6 + c) * ts + t, sizeof(vi));
+                    memcpy(&vm, msk + (a * 6 + c) * ts + t, sizeof(vm));
+                    const __m256 g = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, vi,
+                                                              _mm256_castsi256_ps(vm), 4);
+                    memcpy(&x[c], &g, sizeof(g));
+                }
+                WB(bt)(x, r[a]);
+            }
+            for (int k = 0; k < 6; k++) {
+                const VEC col[6] = {r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k]};
+                VEC o[6];
+                WB(bt)(col, o);
+                for (int a = 0; a < 6; a++)
+                    WB(st)(vc + (a * 6 + k) * xs + t, o[a]);
+            }
+        }
+    }
+}
+#endif
+
 /* V[xi][ic][t] for the n tiles of units [u0, u1) (tile t = (u - u0) * tw + j). */
 static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
                        const wino_bufs *bf)
 {
+#ifdef WB_GATHER
+    /* offsets are int32: inputs of up to 2^31 floats */
+    if ((int64_t)p_numel(job->p) < ((int64_t)1 << 31)) {
+        WB(inputs_gather)(job, u0, n, v, bf);
+        return;
+    }
+#endif
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
     const int64_t lq = wp->lq, cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
