@@ -331,6 +331,17 @@ static void fill_bias(float *c, int64_t m, int64_t ld, int64_t c0, int64_t c1, c
         run_fill(c + i * ld + c0, c1 - c0, b[i]);
 }
 
+/* y (m x n, ldc) = w (m x k, rows k apart) @ b (k x n, ldb) (+ y when beta is 1): few rows
+ * through the AVX2 kernel that reads b in place, the rest through OpenBLAS. */
+static void conv_gemm(unsigned flags, int m, int n, int k, const float *w, const float *b,
+                      int ldb, float beta, float *y, int ldc)
+{
+    if (npe_kcpu_gemm_small_ok(flags, m))
+        npe_kcpu_gemm_small_avx2(m, n, k, w, k, b, ldb, beta != 0.0f, y, ldc);
+    else
+        npe_blas_sgemm(1, 0, 0, m, n, k, 1.0f, w, k, b, ldb, beta, y, ldc);
+}
+
 static void forward_tasks(void *arg, int64_t begin, int64_t end, int thread)
 {
     const conv_job *job = arg;
@@ -356,15 +367,14 @@ static void forward_tasks(void *arg, int64_t begin, int64_t end, int thread)
             beta = 1.0f;
         }
         if (pl->path == PATH_GEMM_1X1) {
-            npe_blas_sgemm(1, 0, 0, (int)m, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
-                           (int)pl->kdim, xg + c0, (int)pl->hw_in, beta, yg + c0,
-                           (int)pl->hw_out);
+            conv_gemm(job->flags, (int)m, (int)(c1 - c0), (int)pl->kdim, wg, xg + c0,
+                      (int)pl->hw_in, beta, yg + c0, (int)pl->hw_out);
         } else {
             if (have != ut)
                 im2col_tile(p, pl, xg, c0, c1, col);
             have = ut;
-            npe_blas_sgemm(1, 0, 0, (int)m, (int)(c1 - c0), (int)pl->kdim, 1.0f, wg,
-                           (int)pl->kdim, col, (int)(c1 - c0), beta, yg + c0, (int)pl->hw_out);
+            conv_gemm(job->flags, (int)m, (int)(c1 - c0), (int)pl->kdim, wg, col, (int)(c1 - c0),
+                      beta, yg + c0, (int)pl->hw_out);
         }
         if (job->ep)
             for (int64_t i = 0; i < m; i++)

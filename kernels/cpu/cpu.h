@@ -66,6 +66,13 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
                        const npe_wino_plan *wp, const float *x, const float *w, const float *b,
                        const npe_conv_epilogue *ep, float *y, float *scratch);
 
+/* Row-major C (m x n) = A (m x k) B (k x n), plus C when acc, for few rows (gemm_avx2.c): the
+ * conv paths call it instead of OpenBLAS when npe_kcpu_gemm_small_ok(flags, m). */
+#define NPE_KCPU_SMALL_GEMM_ROWS 64
+int npe_kcpu_gemm_small_ok(unsigned flags, int m);
+void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
+                              int ldb, int acc, float *c, int ldc);
+
 /* Threads a kernel may split over: 1 without an exec, without threads or when THREADS is masked
  * (the masked variants pass a serial copy of ex, see serial_exec). */
 static inline int kcpu_threads(const npe_kexec *ex)

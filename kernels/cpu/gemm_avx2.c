@@ -1,0 +1,126 @@
+/* C = A B (+ C) for few rows of A (the output channels of a small convolution), with AVX2+FMA:
+ * 6 x 16 blocks of C in twelve registers, A's elements broadcast and B's rows read in place.
+ * OpenBLAS packs B (K x N: the activations) on every call before its kernel runs, a whole extra
+ * pass over the data that its compute amortises only over many rows; with 16-64 output channels
+ * (YOLO-style necks and heads) that pass costs about as much as the products. Here B is read once
+ * per block of six rows, from cache: panels of 16 columns are at most K * 64 bytes. */
+#include <string.h>
+
+#include "cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(NPE_NO_VECTOR_EXT)
+#include <immintrin.h>
+
+/* Lanes [0, n) of two eight-float masks, for the last columns of a row. */
+__attribute__((target("avx2,fma"))) static void tail_masks(int n, __m256i *m0, __m256i *m1)
+{
+    int32_t l[16];
+    for (int i = 0; i < 16; i++)
+        l[i] = i < n ? -1 : 0;
+    memcpy(m0, l, sizeof(*m0));
+    memcpy(m1, l + 8, sizeof(*m1));
+}
+
+/* Rows [0, MR) x columns [j, j + 16) of C; FULL 0: only the first nc columns (masked loads and
+ * stores). The loops over the rows are unrolled so the sums stay in registers. */
+#define SMALL_GEMM_BLOCK_IMPL(NAME, MR, FULL)                                                     \
+    __attribute__((target("avx2,fma"))) static void NAME(                                        \
+        int nc, int k, const float *a, int lda, const float *b, int ldb, int acc, float *c,    \
+        int ldc)                                                                                 \
+    {                                                                                            \
+        __m256 s0[MR], s1[MR];                                                                   \
+        __m256i m0, m1;                                                                          \
+        tail_masks(FULL ? 16 : nc, &m0, &m1);                                                    \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                        \
+            if (!acc) {                                                                          \
+                s0[r] = _mm256_setzero_ps();                                                     \
+                s1[r] = _mm256_setzero_ps();                                                     \
+            } else {                                                                             \
+                s0[r] = FULL ? _mm256_loadu_ps(c + r * ldc)                                      \
+                             : _mm256_maskload_ps(c + r * ldc, m0);                              \
+                s1[r] = FULL ? _mm256_loadu_ps(c + r * ldc + 8)                                  \
+                             : _mm256_maskload_ps(c + r * ldc + 8, m1);                          \
+            }                                                                                    \
+        }                                                                                        \
+        for (int p = 0; p < k; p++) {                                                            \
+            const float *bp = b + (size_t)p * ldb;                                               \
+            const __m256 b0 = FULL ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m0);           \
+            const __m256 b1 = FULL ? _mm256_loadu_ps(bp + 8) : _mm256_maskload_ps(bp + 8, m1);   \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                 \
+            {                                                                                    \
+                const __m256 ar = _mm256_broadcast_ss(a + (size_t)r * lda + p);                  \
+                s0[r] = _mm256_fmadd_ps(ar, b0, s0[r]);                                          \
+                s1[r] = _mm256_fmadd_ps(ar, b1, s1[r]);                                          \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                        \
+            if (FULL) {                                                                          \
+                _mm256_storeu_ps(c + r * ldc, s0[r]);                                            \
+                _mm256_storeu_ps(c + r * ldc + 8, s1[r]);                                        \
+            } else {                                                                             \
+                _mm256_maskstore_ps(c + r * ldc, m0, s0[r]);                                     \
+                _mm256_maskstore_ps(c + r * ldc + 8, m1, s1[r]);                                 \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+#define SMALL_GEMM_BLOCK(MR)                                                                      \
+    SMALL_GEMM_BLOCK_IMPL(full_##MR, MR, 1)                                                      \
+    SMALL_GEMM_BLOCK_IMPL(part_##MR, MR, 0)                                                      \
+    static void block_##MR(int nc, int k, const float *a, int lda, const float *b, int ldb,     \
+                           int acc, float *c, int ldc)                                           \
+    {                                                                                            \
+        if (nc == 16)                                                                            \
+            full_##MR(nc, k, a, lda, b, ldb, acc, c, ldc);                                       \
+        else                                                                                     \
+            part_##MR(nc, k, a, lda, b, ldb, acc, c, ldc);                                       \
+    }
+
+SMALL_GEMM_BLOCK(6)
+SMALL_GEMM_BLOCK(4)
+SMALL_GEMM_BLOCK(2)
+SMALL_GEMM_BLOCK(1)
+
+void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
+                              int ldb, int acc, float *c, int ldc)
+{
+    for (int j = 0; j < n; j += 16) {
+        const int nc = n - j < 16 ? n - j : 16;
+        int i = 0;
+        for (; i + 6 <= m; i += 6)
+            block_6(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
+                    ldc);
+        for (; i + 4 <= m; i += 4)
+            block_4(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
+                    ldc);
+        for (; i + 2 <= m; i += 2)
+            block_2(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
+                    ldc);
+        for (; i < m; i++)
+            block_1(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
+                    ldc);
+    }
+}
+
+int npe_kcpu_gemm_small_ok(unsigned flags, int m)
+{
+    return (flags & NPE_KCPU_SIMD) && (flags & NPE_KCPU_AVX2) && m <= NPE_KCPU_SMALL_GEMM_ROWS &&
+           npe_kcpu_have_avx2();
+}
+#else
+void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
+                              int ldb, int acc, float *c, int ldc)
+{
+    (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)acc, (void)c;
+    (void)ldc;
+}
+
+int npe_kcpu_gemm_small_ok(unsigned flags, int m)
+{
+    (void)flags, (void)m;
+    return 0;
+}
+#endif
