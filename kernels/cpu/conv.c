@@ -331,12 +331,13 @@ static void fill_bias(float *c, int64_t m, int64_t ld, int64_t c0, int64_t c1, c
         run_fill(c + i * ld + c0, c1 - c0, b[i]);
 }
 
-/* y (m x n, ldc) = w (m x k, rows k apart) @ b (k x n, ldb) (+ y when beta is 1): few rows
- * through the AVX2 kernel that reads b in place, the rest through OpenBLAS. */
+/* y (m x n, ldc) = w (m x k, rows k apart) @ b (k x n, ldb) (+ y when beta is 1): few rows and
+ * enough columns through the AVX2 kernel that reads b in place, the rest through OpenBLAS. */
 static void conv_gemm(unsigned flags, int m, int n, int k, const float *w, const float *b,
                       int ldb, float beta, float *y, int ldc)
 {
-    if (npe_kcpu_gemm_small_ok(flags, m))
+    /* its 16-column blocks waste the lanes past n: narrow products stay with OpenBLAS */
+    if (npe_kcpu_gemm_small_ok(flags, m) && (n % 16 == 0 || n >= 256))
         npe_kcpu_gemm_small_avx2(m, n, k, w, k, b, ldb, beta != 0.0f, y, ldc);
     else
         npe_blas_sgemm(1, 0, 0, m, n, k, 1.0f, w, k, b, ldb, beta, y, ldc);

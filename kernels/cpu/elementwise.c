@@ -58,6 +58,33 @@ KV_INLINE v8 v8_select(v8i m, v8 a, v8 b)
 
 KV_EXP_DEFINE(v8_exp, v8, v8i, v8_set1, v8_select, v8_bits, v8_from_bits, V8_MASK)
 
+/* exp(-x) for the logistic function: kv_exp's reduction and polynomial with the argument clamped
+ * to [-87, 88] (so 2^n is one normal float) instead of most of its edge cases, which the
+ * logistic does not need: there 1 / (1 + exp(-x)) is already 1 or below 1e-38, and a NaN x stays
+ * NaN through the product or the sum it is used in. */
+KV_INLINE v8 v8_exp_neg_clamped(v8 x)
+{
+    v8 xc = -x;
+    xc = v8_select(V8_MASK(xc < v8_set1(-87.0f)), v8_set1(-87.0f), xc);
+    xc = v8_select(V8_MASK(xc > v8_set1(88.0f)), v8_set1(88.0f), xc);
+    const v8 magic = v8_set1(12582912.0f);
+    const v8 t = xc * v8_set1(1.44269504088896341f) + magic;
+    const v8 n = t - magic;
+    const v8i ni = v8_bits(t) - v8_bits(magic);
+    v8 r = xc - n * v8_set1(0.693359375f);
+    r = r - n * v8_set1(-2.12194440e-4f);
+    v8 p = v8_set1(1.0f / 720.0f);
+    p = p * r + v8_set1(1.0f / 120.0f);
+    p = p * r + v8_set1(1.0f / 24.0f);
+    p = p * r + v8_set1(1.0f / 6.0f);
+    p = p * r + v8_set1(0.5f);
+    p = p * r + v8_set1(1.0f);
+    p = p * r + v8_set1(1.0f);
+    /* but exp(inf) stays inf: silu(-inf) is -inf / inf = NaN, as in PyTorch */
+    return v8_select(V8_MASK(x == v8_set1(-INFINITY)), v8_set1(INFINITY),
+                     p * v8_from_bits((ni + 127) << 23));
+}
+
 #define UNARY_LOOP8(EXPR)                                                                      \
     do {                                                                                       \
         int64_t i = 0;                                                                         \
@@ -85,10 +112,10 @@ static void unary_heavy_avx2(npe_unary_op op, float alpha_s, const float *src, f
     const v8 alpha = v8_set1(alpha_s);
     switch (op) {
     case NPE_UNARY_SILU:
-        UNARY_LOOP8(x / (one + v8_exp(-x)));
+        UNARY_LOOP8(x / (one + v8_exp_neg_clamped(x)));
         break;
     case NPE_UNARY_SIGMOID:
-        UNARY_LOOP8(one / (one + v8_exp(-x)));
+        UNARY_LOOP8(one / (one + v8_exp_neg_clamped(x)));
         break;
     case NPE_UNARY_TANH:
         UNARY_LOOP8(one - two / (v8_exp(two * x) + one));
