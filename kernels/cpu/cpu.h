@@ -66,8 +66,9 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
                        const npe_wino_plan *wp, const float *x, const float *w, const float *b,
                        const npe_conv_epilogue *ep, float *y, float *scratch);
 
-/* Row-major C (m x n) = A (m x k) B (k x n), plus C when acc, for few rows (gemm_avx2.c): the
- * conv paths call it instead of OpenBLAS when npe_kcpu_gemm_small_ok(flags, m). */
+/* Row-major C (m x n) = A (m x k, lda) B (k x n, ldb), plus C when acc, reading A and B in place
+ * (gemm_avx2.c): the conv paths call it instead of OpenBLAS for few rows
+ * (npe_kcpu_gemm_small_ok(flags, m)) and Winograd for wide blocks (ok(flags, 1)). */
 #define NPE_KCPU_SMALL_GEMM_ROWS 64
 int npe_kcpu_gemm_small_ok(unsigned flags, int m);
 void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,

@@ -3,7 +3,9 @@
  * OpenBLAS packs B (K x N: the activations) on every call before its kernel runs, a whole extra
  * pass over the data that its compute amortises only over many rows; with 16-64 output channels
  * (YOLO-style necks and heads) that pass costs about as much as the products. Here B is read once
- * per block of six rows, from cache: panels of 16 columns are at most K * 64 bytes. */
+ * per block of six rows, from cache: panels of 16 columns are at most K * 64 bytes. Winograd's
+ * products also use it for wide blocks, where OpenBLAS would pack the rows of U again for each
+ * of the 36 products. */
 #include <string.h>
 
 #include "cpu.h"
