@@ -8,11 +8,12 @@
  *   y tile       = A^T M A          plus the bias, then the fused epilogue
  *
  * where U[oc][xi][ic] = (G g G^T)[xi] is the filter g transformed once per call. The transforms
- * run on vectors across neighbouring tiles of a tile row: input rows are first split into their
- * four column phases (npe_kcpu_phase_rows with stride 4), so the same element of consecutive
- * tiles is contiguous. Results differ from the direct sum by rounding only (the transforms scale
- * by at most 8 and 1/24), within the 1e-4 relative tolerance the kernel tests hold every conv
- * path to. */
+ * run on vectors across the tiles of a block (winograd_body.h, once with the portable four-float
+ * vectors and once for AVX2+FMA, chosen at run time): the portable instance splits input rows
+ * into their four column phases and copies each tile's 6x6 block out as 36 arrays over the
+ * tiles; the AVX2 one gathers them from the input directly. Results differ from the direct sum by
+ * rounding only (the transforms scale by at most 8 and 1/24), within the 1e-4 relative tolerance
+ * the kernel tests hold every conv path to. */
 #include <stdlib.h>
 #include <string.h>
 
