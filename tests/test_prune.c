@@ -208,6 +208,42 @@ static void check_model(npe_graph *g, const npe_array *in, int n_in, const char 
         npe_prune_plan_destroy(p);
     }
 
+    /* (d) a clone borrowing g's tensors (as the analysis makes them) prunes and runs like a
+     * copy, and neither pruning, inference nor destroying it touches g */
+    {
+        npe_prune_plan *p = NULL;
+        npe_graph *snap = NULL, *copy = NULL, *shared = NULL;
+        npe_array co[16] = {{0}}, so[16] = {{0}};
+        CHECK_EQ_INT(npe_prune_plan_uniform(g, G, 0.6, 1, NULL, 0, &p, &e), 0);
+        CHECK_EQ_INT(npe_graph_clone(g, &snap), 0);
+        CHECK_EQ_INT(npe_graph_clone(g, &copy), 0);
+        CHECK_EQ_INT(npe_graph_clone_shared(g, &shared), 0);
+        if (p && snap && copy && shared) {
+            CHECK_EQ_INT(npe_prune_apply(copy, G, p, &e), 0);
+            CHECK_EQ_INT(npe_prune_apply(shared, G, p, &e), 0);
+            if (!run(copy, in, n_in, co, name) && !run(shared, in, n_in, so, name)) {
+                CHECK_MSG(graphs_equal(shared, copy), "%s: the borrowing clone pruned otherwise",
+                          name);
+                for (int k = 0; k < nout; k++)
+                    CHECK_MSG(co[k].nbytes == so[k].nbytes &&
+                                  memcmp(co[k].data, so[k].data, co[k].nbytes) == 0,
+                              "%s: output %d of the borrowing clone differs", name, k);
+            }
+            npe_graph_destroy(shared);
+            shared = NULL;
+            CHECK_MSG(graphs_equal(g, snap), "%s: the borrowing clone changed the original",
+                      name);
+        }
+        for (int k = 0; k < nout; k++) {
+            npe_array_free(&co[k]);
+            npe_array_free(&so[k]);
+        }
+        npe_graph_destroy(shared);
+        npe_graph_destroy(copy);
+        npe_graph_destroy(snap);
+        npe_prune_plan_destroy(p);
+    }
+
     static const double sparsities[] = {0.3, 0.6};
     static const int aligns[] = {1, 8};
     for (int si = 0; si < 2; si++)

@@ -11,11 +11,8 @@
 #include "cpu.h"
 #include "vec.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NPE_NO_VECTOR_EXT)
+#if NPE_KCPU_AVX2_CODE
 #include <immintrin.h>
-#define HAVE_AVX2_PATH 1
-#else
-#define HAVE_AVX2_PATH 0
 #endif
 
 /* An im2col tile holds up to this many floats (2 MiB): written by im2col and read back by
@@ -474,7 +471,7 @@ static void depthwise_block(const npe_conv2d_params *p, const conv_plan *pl, con
     }
 }
 
-#if HAVE_AVX2_PATH
+#if NPE_KCPU_AVX2_CODE
 /* depthwise_block with eight-float vectors and fused multiply-adds (NPE_KCPU_AVX2): the taps
  * are loads from cache, so the wider vectors and one instruction per tap are what it gains. */
 __attribute__((target("avx2,fma"))) static void
@@ -549,7 +546,7 @@ static void depthwise_tasks(void *arg, int64_t begin, int64_t end, int thread)
             npe_kcpu_phase_rows(xp, p->h_in, p->w_in, p->ph, p->pw, p->sw, pl->lq, oh0 * p->sh,
                                 (oh1 - 1) * p->sh + (int64_t)(p->kh - 1) * p->dh + 1, 0.0f,
                                 rows);
-#if HAVE_AVX2_PATH
+#if NPE_KCPU_AVX2_CODE
             if (job->flags & NPE_KCPU_AVX2)
                 depthwise_block_avx2(p, pl, rows, wk, bias, yp, oh0, oh1);
             else
@@ -710,7 +707,7 @@ CONV_VARIANT(bs, NPE_KCPU_BLAS | NPE_KCPU_SIMD)
 CONV_VARIANT(bt, NPE_KCPU_BLAS | NPE_KCPU_THREADS)
 CONV_VARIANT(st, NPE_KCPU_SIMD | NPE_KCPU_THREADS)
 CONV_VARIANT(bst, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS)
-#if HAVE_AVX2_PATH
+#if NPE_KCPU_AVX2_CODE
 CONV_VARIANT(s_x, NPE_KCPU_SIMD | NPE_KCPU_AVX2)
 CONV_VARIANT(bs_x, NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_AVX2)
 CONV_VARIANT(st_x, NPE_KCPU_SIMD | NPE_KCPU_THREADS | NPE_KCPU_AVX2)
@@ -747,8 +744,8 @@ void npe_kcpu_init_conv(npe_kernels *k, unsigned flags)
     default: /* nothing to gain over the reference without BLAS or SIMD */
         break;
     }
-#if HAVE_AVX2_PATH
-    if (!(flags & NPE_KCPU_SIMD) || !(flags & NPE_KCPU_AVX2) || !npe_kcpu_have_avx2())
+#if NPE_KCPU_AVX2_CODE
+    if (!(flags & NPE_KCPU_SIMD) || !(flags & NPE_KCPU_AVX2))
         return;
     switch (flags & (NPE_KCPU_BLAS | NPE_KCPU_THREADS)) {
     case 0:

@@ -16,6 +16,25 @@ void npe_kcpu_init_elementwise(npe_kernels *k, unsigned flags);
 void npe_kcpu_init_pool(npe_kernels *k, unsigned flags);
 void npe_kcpu_init_data(npe_kernels *k, unsigned flags);
 
+/* Whether this compiler builds the AVX2+FMA code (x86-64 GCC or clang with vector extensions),
+ * and the pragmas that compile the functions between them for AVX2+FMA. Those functions run only
+ * under NPE_KCPU_AVX2, which a table gets only when the CPU has both (npe_kcpu_have_avx2 is
+ * asked once, when the table is built), so the kernels test the flag alone. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(NPE_NO_VECTOR_EXT)
+#define NPE_KCPU_AVX2_CODE 1
+#if defined(__clang__)
+#define NPE_KCPU_AVX2_BEGIN                                                                      \
+    _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+#define NPE_KCPU_AVX2_END _Pragma("clang attribute pop")
+#else
+#define NPE_KCPU_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
+#define NPE_KCPU_AVX2_END _Pragma("GCC pop_options")
+#endif
+#else
+#define NPE_KCPU_AVX2_CODE 0
+#endif
+
 /* Nonzero when the CPU runs AVX2 and FMA (x86-64; 0 elsewhere): the NPE_KCPU_AVX2 variants
  * are used only then. Defined in table.c. */
 int npe_kcpu_have_avx2(void);

@@ -19,15 +19,8 @@ typedef struct unary_job {
  * fused multiply-adds: the same formulas as unary_range's, compiled for AVX2+FMA and used only
  * when the table has NPE_KCPU_AVX2 and the CPU has it (within the same tolerance of the
  * reference; they are the ops YOLO-style models spend a quarter of their time in). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(NPE_NO_VECTOR_EXT)
-#define HAVE_UNARY_AVX2 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+#if NPE_KCPU_AVX2_CODE
+NPE_KCPU_AVX2_BEGIN
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 #define V8_MASK(cond) ((v8i)(cond))
@@ -129,13 +122,7 @@ static void unary_heavy_avx2(npe_unary_op op, float alpha_s, const float *src, f
     }
 }
 #undef UNARY_LOOP8
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#else
-#define HAVE_UNARY_AVX2 0
+NPE_KCPU_AVX2_END
 #endif
 
 static int exp_based(npe_unary_op op)
@@ -146,8 +133,8 @@ static int exp_based(npe_unary_op op)
 
 static int use_avx2(unsigned flags, npe_unary_op op)
 {
-    return HAVE_UNARY_AVX2 && (flags & NPE_KCPU_SIMD) && (flags & NPE_KCPU_AVX2) &&
-           exp_based(op) && npe_kcpu_have_avx2();
+    return NPE_KCPU_AVX2_CODE && (flags & NPE_KCPU_SIMD) && (flags & NPE_KCPU_AVX2) &&
+           exp_based(op);
 }
 
 /* Apply EXPR (of the kv x) to [b, e): full vectors, then the tail through a padded copy so the
@@ -180,7 +167,7 @@ static void unary_range(const unary_job *job, int64_t b, int64_t e)
     const kv zero = kv_set1(0.0f), one = kv_set1(1.0f), two = kv_set1(2.0f);
     const kv three = kv_set1(3.0f), six = kv_set1(6.0f);
     const kv alpha = kv_set1(job->alpha), beta = kv_set1(job->beta);
-#if HAVE_UNARY_AVX2
+#if NPE_KCPU_AVX2_CODE
     if (job->avx2) {
         unary_heavy_avx2(job->op, job->alpha, src + b, dst + b, e - b);
         return;
@@ -562,7 +549,7 @@ void npe_kcpu_init_elementwise(npe_kernels *k, unsigned flags)
     if (!(flags & NPE_KCPU_SIMD))
         return;
     const int t = (flags & NPE_KCPU_THREADS) != 0;
-    if ((flags & NPE_KCPU_AVX2) && npe_kcpu_have_avx2())
+    if (NPE_KCPU_AVX2_CODE && (flags & NPE_KCPU_AVX2))
         k->unary = t ? unary_st_x : unary_s_x;
     else
         k->unary = t ? unary_st : unary_s;

@@ -10,12 +10,13 @@
 
 #include "cpu.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(NPE_NO_VECTOR_EXT)
+#if NPE_KCPU_AVX2_CODE
 #include <immintrin.h>
 
+NPE_KCPU_AVX2_BEGIN
+
 /* Lanes [0, n) of two eight-float masks, for the last columns of a row. */
-__attribute__((target("avx2,fma"))) static void tail_masks(int n, __m256i *m0, __m256i *m1)
+static void tail_masks(int n, __m256i *m0, __m256i *m1)
 {
     int32_t l[16];
     for (int i = 0; i < 16; i++)
@@ -27,7 +28,7 @@ __attribute__((target("avx2,fma"))) static void tail_masks(int n, __m256i *m0, _
 /* Rows [0, MR) x columns [j, j + 16) of C; FULL 0: only the first nc columns (masked loads and
  * stores). The loops over the rows are unrolled so the sums stay in registers. */
 #define SMALL_GEMM_BLOCK_IMPL(NAME, MR, FULL)                                                     \
-    __attribute__((target("avx2,fma"))) static void NAME(                                        \
+    static void NAME(                                                                            \
         int nc, int k, const float *a, int lda, const float *b, int ldb, int acc, float *c,    \
         int ldc)                                                                                 \
     {                                                                                            \
@@ -107,11 +108,7 @@ void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, cons
     }
 }
 
-int npe_kcpu_gemm_small_ok(unsigned flags, int m)
-{
-    return (flags & NPE_KCPU_SIMD) && (flags & NPE_KCPU_AVX2) && m <= NPE_KCPU_SMALL_GEMM_ROWS &&
-           npe_kcpu_have_avx2();
-}
+NPE_KCPU_AVX2_END
 #else
 void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
                               int ldb, int acc, float *c, int ldc)
@@ -119,10 +116,11 @@ void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, cons
     (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)acc, (void)c;
     (void)ldc;
 }
+#endif
 
+/* Outside the AVX2 functions: any CPU asks it. */
 int npe_kcpu_gemm_small_ok(unsigned flags, int m)
 {
-    (void)flags, (void)m;
-    return 0;
+    return NPE_KCPU_AVX2_CODE && (flags & NPE_KCPU_SIMD) && (flags & NPE_KCPU_AVX2) &&
+           m <= NPE_KCPU_SMALL_GEMM_ROWS;
 }
-#endif

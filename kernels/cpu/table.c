@@ -36,6 +36,8 @@ void npe_kernels_init_cpu(npe_kernels *k, unsigned flags)
         if (*end == '\0')
             flags &= (unsigned)m;
     }
+    if (!npe_kcpu_have_avx2())
+        flags &= ~(unsigned)NPE_KCPU_AVX2;
     npe_kcpu_init_conv(k, flags);
     npe_kcpu_init_linear(k, flags);
     npe_kcpu_init_elementwise(k, flags);

@@ -14,6 +14,7 @@
  * tiles; the AVX2 one gathers them from the input directly. Results differ from the direct sum by
  * rounding only (the transforms scale by at most 8 and 1/24), within the 1e-4 relative tolerance
  * the kernel tests hold every conv path to. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,10 +42,17 @@ static size_t round16(int64_t v)
     return (size_t)((v + 15) / 16 * 16);
 }
 
+/* NPE_CONV_WINOGRAD=0, read on the first plan only (plans are made on every call). */
 static int wino_disabled(void)
 {
-    const char *e = getenv("NPE_CONV_WINOGRAD");
-    return e && e[0] == '0';
+    static _Atomic int off = -1;
+    int v = atomic_load_explicit(&off, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("NPE_CONV_WINOGRAD");
+        v = e && e[0] == '0';
+        atomic_store_explicit(&off, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp)
@@ -174,12 +182,6 @@ static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
     return v;
 }
 
-/* Elements of the input. */
-static int64_t p_numel(const npe_conv2d_params *p)
-{
-    return (int64_t)p->n * p->c_in * p->h_in * p->w_in;
-}
-
 /* M[xi] = U[.][xi] (rows oc0.. of m, 36 * Cin apart) @ V[xi] over n tiles: 36 single-threaded sgemms. */
 static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t m, const float *v,
                            float *mb)
@@ -248,15 +250,8 @@ static void phase_rows4(const npe_conv2d_params *p, const float *xp, int64_t r0,
 #undef WB
 #undef WV
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(NPE_NO_VECTOR_EXT)
-#define HAVE_WINO_AVX2 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+#if NPE_KCPU_AVX2_CODE
+NPE_KCPU_AVX2_BEGIN
 #define WV 8
 #define WB(name) wino_##name##_avx2
 #define WB_GATHER 1
@@ -265,13 +260,7 @@ static void phase_rows4(const npe_conv2d_params *p, const float *xp, int64_t r0,
 #undef WB_GATHER
 #undef WB
 #undef WV
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#else
-#define HAVE_WINO_AVX2 0
+NPE_KCPU_AVX2_END
 #endif
 
 void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
@@ -280,8 +269,8 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
 {
     wino_job job = {p, wp, x, w, b, y, scratch + wp->per_thread * (size_t)wp->nthreads,
                     scratch, ep, flags};
-#if HAVE_WINO_AVX2
-    if ((flags & NPE_KCPU_AVX2) && npe_kcpu_have_avx2()) {
+#if NPE_KCPU_AVX2_CODE
+    if (flags & NPE_KCPU_AVX2) {
         wino_run_avx2(ex, &job);
         return;
     }

@@ -109,6 +109,20 @@ static void WB(filter_tasks)(void *arg, int64_t begin, int64_t end, int thread)
     WB(filters)(job->p, job->w, job->u, begin, end);
 }
 
+/* The column pass of the input transform on r (rows already through B^T), stored to the 36
+ * transform points xs floats apart from v; lanes past the block's tiles land in the slack of its
+ * rows (tbs >= n + WV). */
+static inline __attribute__((always_inline)) void WB(columns)(VEC r[6][6], float *v, int64_t xs)
+{
+    for (int k = 0; k < 6; k++) {
+        const VEC col[6] = {r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k]};
+        VEC o[6];
+        WB(bt)(col, o);
+        for (int a = 0; a < 6; a++)
+            WB(st)(v + (a * 6 + k) * xs, o[a]);
+    }
+}
+
 #ifdef WB_GATHER
 /* WB(inputs) with AVX2 gathers: the 36 elements of each tile's input block are loaded straight
  * from x, eight tiles at a time, through offsets and masks worked out once per block (masked
@@ -150,13 +164,7 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
                 }
                 WB(bt)(x, r[a]);
             }
-            for (int k = 0; k < 6; k++) {
-                const VEC col[6] = {r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k]};
-                VEC o[6];
-                WB(bt)(col, o);
-                for (int a = 0; a < 6; a++)
-                    WB(st)(vc + (a * 6 + k) * xs + t, o[a]);
-            }
+            WB(columns)(r, vc + t, xs);
         }
     }
 }
@@ -168,7 +176,7 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
 {
 #ifdef WB_GATHER
     /* offsets are int32: inputs of up to 2^31 floats */
-    if ((int64_t)p_numel(job->p) < ((int64_t)1 << 31)) {
+    if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
         WB(inputs_gather)(job, u0, n, v, bf);
         return;
     }
@@ -198,14 +206,7 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
                     x[c] = WB(ld)(bf->d + (a * 6 + c) * ts + t);
                 WB(bt)(x, r[a]);
             }
-            for (int k = 0; k < 6; k++) {
-                const VEC col[6] = {r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k]};
-                VEC o[6];
-                WB(bt)(col, o);
-                /* lanes past n land in the row's slack (tbs >= n + WV) */
-                for (int a = 0; a < 6; a++)
-                    WB(st)(vc + (a * 6 + k) * xs + t, o[a]);
-            }
+            WB(columns)(r, vc + t, xs);
         }
     }
 }
