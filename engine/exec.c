@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,160 @@ struct npe_exec {
     size_t scratch_size;
     int scratch_threads;
     npe_exec_bufs *bufs;    /* where the arena and scratch come from and go back to, or NULL */
+    /* Prepared conv weights (kernels' conv2d_prep), kept across runs and plans: per node, the
+     * preparation, the weights it was made from, and whether this executor owns it. */
+    void **prep;
+    const float **prep_w;
+    unsigned char *prep_own;
+    int prep_n;             /* nodes the arrays cover */
+    npe_prep_cache *pcache; /* shared preparations, or NULL */
+    int pcache_all;         /* every weight of the graph is stable, not only borrowed ones */
 };
+
+/* ---- Prepared weights ------------------------------------------------------------------------ */
+typedef struct prep_entry {
+    const float *w;
+    npe_conv2d_params key; /* channels, kernel, stride, dilation, groups; the rest zero */
+    void *data;
+    size_t bytes;
+} prep_entry;
+
+struct npe_prep_cache {
+    pthread_mutex_t mu;
+    prep_entry *e;
+    int n, cap;
+    size_t bytes, max_bytes;
+};
+
+int npe_prep_cache_create(size_t max_bytes, npe_prep_cache **out)
+{
+    npe_prep_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NPE_ENOMEM;
+    if (pthread_mutex_init(&c->mu, NULL)) {
+        free(c);
+        return NPE_ENOMEM;
+    }
+    c->max_bytes = max_bytes;
+    *out = c;
+    return 0;
+}
+
+void npe_prep_cache_destroy(npe_prep_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        free(c->e[i].data);
+    free(c->e);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+size_t npe_prep_cache_bytes(npe_prep_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t b = c->bytes;
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+void npe_exec_use_prep_cache(npe_exec *x, npe_prep_cache *c, int all_stable)
+{
+    x->pcache = c;
+    x->pcache_all = all_stable;
+}
+
+/* What a preparation depends on besides the weights. */
+static npe_conv2d_params prep_key(const npe_conv2d_params *p)
+{
+    npe_conv2d_params k = {0};
+    k.c_in = p->c_in, k.c_out = p->c_out, k.kh = p->kh, k.kw = p->kw, k.sh = p->sh;
+    k.sw = p->sw, k.dh = p->dh, k.dw = p->dw, k.groups = p->groups;
+    k.transposed = p->transposed;
+    return k;
+}
+
+/* The shared preparation of w for p: found, or made now when the budget has room; NULL if not. */
+static void *prep_cache_get(npe_prep_cache *c, const npe_kernels *k, const npe_kexec *ex,
+                            const npe_conv2d_params *p, const float *w, size_t bytes)
+{
+    const npe_conv2d_params key = prep_key(p);
+    void *d = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->n && !d; i++)
+        if (c->e[i].w == w && !memcmp(&c->e[i].key, &key, sizeof(key)))
+            d = c->e[i].data;
+    if (!d && c->bytes + bytes <= c->max_bytes) {
+        if (c->n == c->cap) {
+            int cap = c->cap ? 2 * c->cap : 64;
+            prep_entry *e = realloc(c->e, (size_t)cap * sizeof(*e));
+            if (e)
+                c->e = e, c->cap = cap;
+        }
+        if (c->n < c->cap && (d = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+            /* made under the lock: another worker wanting it waits rather than makes it too */
+            k->conv2d_prep(ex, p, w, d);
+            c->e[c->n++] = (prep_entry){w, key, d, bytes};
+            c->bytes += bytes;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return d;
+}
+
+static void drop_preps(npe_exec *x)
+{
+    for (int i = 0; i < x->prep_n; i++)
+        if (x->prep_own[i])
+            free(x->prep[i]);
+    free(x->prep);
+    free(x->prep_w);
+    free(x->prep_own);
+    x->prep = NULL;
+    x->prep_w = NULL;
+    x->prep_own = NULL;
+    x->prep_n = 0;
+}
+
+/* The preparation of conv node i's weights w (value wv) for p, or NULL: made on the first run
+ * that needs it and kept; from the shared cache for weights that stay put (borrowed from
+ * another graph, or every weight when the caller said so); without a cache, owned. */
+static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
+                             const npe_conv2d_params *p, const float *w)
+{
+    const size_t bytes = x->k->conv2d_prep_bytes ? x->k->conv2d_prep_bytes(p) : 0;
+    if (!bytes)
+        return NULL;
+    if (x->prep_n != x->g->n_nodes) {
+        drop_preps(x);
+        x->prep = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep));
+        x->prep_w = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep_w));
+        x->prep_own = calloc((size_t)x->g->n_nodes + 1, 1);
+        if (!x->prep || !x->prep_w || !x->prep_own) {
+            drop_preps(x);
+            return NULL;
+        }
+        x->prep_n = x->g->n_nodes;
+    }
+    if (x->prep[i] && x->prep_w[i] == w)
+        return x->prep[i];
+    if (x->prep_own[i])
+        free(x->prep[i]);
+    x->prep[i] = NULL;
+    x->prep_own[i] = 0;
+    x->prep_w[i] = w;
+    const int stable = x->pcache_all || x->g->values[wv].data_borrowed;
+    if (x->pcache && stable) {
+        x->prep[i] = prep_cache_get(x->pcache, x->k, ex, p, w, bytes);
+    } else if (!x->pcache || !stable) {
+        if ((x->prep[i] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+            x->k->conv2d_prep(ex, p, w, x->prep[i]);
+            x->prep_own[i] = 1;
+        }
+    }
+    return x->prep[i];
+}
 
 /* A buffer of at least need bytes: the one *keep holds when large enough (taken from it), else a
  * new one (*keep's too small one is freed). */
@@ -1088,10 +1242,13 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
             unary_of(g, &g->nodes[x->fuse_act[i]], &op, &ep.alpha, &ep.beta);
             ep.act = (int)op + 1;
         }
-        if (ep.scale || ep.act)
-            x->k->conv2d_ep(&cx, &p, in, vptr(x, n->in[1]), b, &ep, vptr(x, n->out[0]));
+        const float *w = vptr(x, n->in[1]);
+        const void *prep = conv_prep(x, ex, i, n->in[1], &p, w);
+        if (ep.scale || ep.act || prep)
+            x->k->conv2d_ep(&cx, &p, in, w, prep, b, ep.scale || ep.act ? &ep : NULL,
+                            vptr(x, n->out[0]));
         else
-            x->k->conv2d(&cx, &p, in, vptr(x, n->in[1]), b, vptr(x, n->out[0]));
+            x->k->conv2d(&cx, &p, in, w, b, vptr(x, n->out[0]));
         return 0;
     }
     case NPE_OP_LINEAR: {
@@ -1440,6 +1597,7 @@ void npe_exec_destroy(npe_exec *x)
     if (!x)
         return;
     unplan(x);
+    drop_preps(x);
     free(x->shapes);
     if (x->bufs)
         give_buf(&x->bufs->scratch, &x->bufs->scratch_bytes, x->scratch, x->scratch_size);
@@ -1452,6 +1610,7 @@ void npe_exec_invalidate(npe_exec *x)
 {
     if (x) {
         unplan(x);
+        drop_preps(x); /* the weights may have changed in place */
         x->n_in = -1;
     }
 }

@@ -43,6 +43,22 @@ typedef struct npe_exec_bufs {
 void npe_exec_use_bufs(npe_exec *x, npe_exec_bufs *b);
 void npe_exec_bufs_free(npe_exec_bufs *b); /* frees what b holds; b stays usable */
 
+/* Weights prepared once for many runs (Winograd's transformed conv filters; the kernels'
+ * conv2d_prep): an executor makes them on the first run that uses them and keeps them until it
+ * is destroyed or invalidated, costing that memory (up to 4x the 3x3 conv weights). Executors
+ * over clones of one model share the preparations of the weights they borrow from it
+ * (npe_graph_clone_shared) through a cache, keyed by the weights' address, which holds up to
+ * max_bytes and then makes no more (executors then transform those filters on every call). The
+ * cache is thread-safe; the weights it was used for must stay unchanged and alive while it is. */
+typedef struct npe_prep_cache npe_prep_cache;
+int npe_prep_cache_create(size_t max_bytes, npe_prep_cache **out); /* NPE_ENOMEM */
+void npe_prep_cache_destroy(npe_prep_cache *c);                    /* NULL accepted */
+size_t npe_prep_cache_bytes(npe_prep_cache *c);                    /* held now */
+/* x takes borrowed weights' preparations from c (all_stable: every weight of x's graph, which
+ * then must stay unchanged while c lives) and makes its own for the rest. Call before the first
+ * run; c must outlive x. */
+void npe_exec_use_prep_cache(npe_exec *x, npe_prep_cache *c, int all_stable);
+
 /* The graph changed (pruned parameters, rewritten literals): infer and plan again next run. */
 void npe_exec_invalidate(npe_exec *x);
 

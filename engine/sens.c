@@ -92,6 +92,8 @@ typedef struct shared {
     unsigned char *bheld;     /* per batch: every part.need value is held */
     size_t fbudget, fused;    /* bytes for held activations, and held now */
     size_t fpeak;             /* most held at once */
+    npe_prep_cache *pcache;   /* prepared weights of the base graph, shared by every executor */
+    size_t pbudget;           /* bytes of the budget it may hold */
     size_t region_evals;
     int64_t *numel_at[2];     /* per value: elements at the full batch size and at the last one */
     /* work */
@@ -148,6 +150,16 @@ static void free_arrays(npe_array *a, int n)
         npe_array_free(&a[i]);
 }
 
+/* An executor for g (a clone sharing the base graph's tensors) taking the preparations of the
+ * weights it borrows from the shared cache. */
+static int exec_create(shared *sh, npe_graph *g, npe_exec **x, npe_error *err)
+{
+    int r = npe_exec_create(g, &sh->k, 0, x, err);
+    if (!r && sh->pcache)
+        npe_exec_use_prep_cache(*x, sh->pcache, 0);
+    return r;
+}
+
 /* ---- Workers' resources ---------------------------------------------------------------------- */
 static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_error *err)
 {
@@ -162,7 +174,7 @@ static int worker_init(worker *w, shared *sh, int nthreads, int need_ref, npe_er
     if (need_ref) {
         if ((r = npe_graph_clone_shared(sh->base, &w->ref_graph)))
             return npe_error_set(err, r, "out of memory cloning the model");
-        if ((r = npe_exec_create(w->ref_graph, &sh->k, 0, &w->ref_exec, err)))
+        if ((r = exec_create(sh, w->ref_graph, &w->ref_exec, err)))
             return r;
     }
     return 0;
@@ -243,7 +255,7 @@ static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
 {
     shared *sh = w->sh;
     npe_exec *x = NULL;
-    int r = npe_exec_create(pg, &sh->k, 0, &x, err);
+    int r = exec_create(sh, pg, &x, err);
     if (r)
         return r;
     npe_exec_use_bufs(x, &w->bufs);
@@ -377,7 +389,7 @@ static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *e
     if (r)
         return r;
     /* no metric output in the region: the pruned channels reach nothing measured */
-    if (P->n_rout_metric && (r = npe_exec_create(pg, &sh->k, 0, &x, err)))
+    if (P->n_rout_metric && (r = exec_create(sh, pg, &x, err)))
         return r;
     if (x)
         npe_exec_use_bufs(x, &w->bufs);
@@ -732,7 +744,7 @@ out:
 static int baseline_pass(worker *w, double *measured, npe_error *err)
 {
     shared *sh = w->sh;
-    size_t left = sh->o->cache_bytes;
+    size_t left = sh->o->cache_bytes - sh->pbudget;
     int r = 0;
     npe_metric_reset(w->metric);
     sh->all_cached = 1;
@@ -1064,7 +1076,7 @@ static int fill_cache(shared *sh, worker *w, npe_error *err)
             for (int j = 0; j < P->n_inc_in; j++)
                 ins[j] = P->inc_in[j] == x ? *in : sh->held[P->inc_in[j]][b];
             if (!inc_exec)
-                r = npe_exec_create(P->inc, &sh->k, 0, &inc_exec, err);
+                r = exec_create(sh, P->inc, &inc_exec, err);
             if (!r && !(r = npe_exec_run(inc_exec, &w->kx, ins, P->n_inc_in, outs, P->n_inc_out,
                                          err)))
                 for (int k = 0; k < P->n_inc_out && !r; k++)
@@ -1072,7 +1084,7 @@ static int fill_cache(shared *sh, worker *w, npe_error *err)
             free_arrays(outs, P->n_inc_out);
         } else {
             if (!w->pre_exec)
-                r = npe_exec_create(sh->part.pre, &sh->k, 0, &w->pre_exec, err);
+                r = exec_create(sh, sh->part.pre, &w->pre_exec, err);
             if (!r && !(r = npe_exec_run(w->pre_exec, &w->kx, in, 1, outs, P->n_need, err)))
                 for (int k = 0; k < P->n_need && !r; k++)
                     r = hold(sh, P->need[k], b, &outs[k], err);
@@ -1117,7 +1129,7 @@ static int prepare_pre(shared *sh, worker *W, int nworkers, npe_error *err)
                 return npe_error_set(err, r, "out of memory cloning the model");
             g = w->pre_graph;
         }
-        r = npe_exec_create(g, &sh->k, 0, &w->pre_exec, err);
+        r = exec_create(sh, g, &w->pre_exec, err);
     }
     return r;
 }
@@ -1368,6 +1380,15 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     sh.base = base;
     sh.G = G;
 
+    /* A quarter of the budget holds the conv weights every evaluation shares, prepared once
+     * (Winograd's transformed filters, 4x the 3x3 weights): without them each batch of each
+     * evaluation transforms them again. */
+    if ((r = npe_prep_cache_create(o->cache_bytes / 4, &sh.pcache))) {
+        r = npe_error_set(err, r, "out of memory");
+        goto out_free;
+    }
+    sh.pbudget = o->cache_bytes / 4;
+
     /* 2. baseline (fills the cache) on worker 0 */
     if (!(W = calloc((size_t)nworkers, sizeof(*W)))) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory");
@@ -1508,7 +1529,8 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     }
     res->evaluated = sh.evaluated;
     res->region_evals = sh.region_evals;
-    res->cache_peak = o->cache_bytes - sh.fbudget + sh.fpeak;
+    res->cache_peak = o->cache_bytes - sh.pbudget - sh.fbudget + sh.fpeak +
+                      (sh.pcache ? npe_prep_cache_bytes(sh.pcache) : 0);
     if (sh.reuse && sh.evaluated)
         slog(o, NPE_LOG_INFO, "%zu of %zu evaluation(s) ran only the group's region; cache peak "
              "%.1f MiB", sh.region_evals, sh.evaluated, (double)res->cache_peak / 1048576.0);
@@ -1538,6 +1560,7 @@ out_workers:
     for (int i = 0; W && i < nworkers; i++)
         worker_fini(&W[i]);
     free(W);
+    npe_prep_cache_destroy(sh.pcache);
     part_finish(&sh.part);
     part_finish(&sh.old);
     for (int v = 0; sh.held && v < base->n_values; v++) {

@@ -110,9 +110,22 @@ typedef struct npe_kernels {
     void (*conv2d)(const npe_kexec *ex, const npe_conv2d_params *p, const float *x, const float *w,
                    const float *b, float *y);
 
-    /* conv2d followed by the epilogue ep (NULL: exactly conv2d); same scratch as conv2d. */
+    /* conv2d followed by the epilogue ep (NULL: exactly conv2d); same scratch as conv2d. prep is
+     * NULL or what conv2d_prep made of w for a p with the same channels and kernel: the call then
+     * skips that work (w is still passed, for the paths that do not use prep). Same results
+     * with and without prep. */
     void (*conv2d_ep)(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
-                      const float *w, const float *b, const npe_conv_epilogue *ep, float *y);
+                      const float *w, const void *prep, const float *b,
+                      const npe_conv_epilogue *ep, float *y);
+
+    /* Weights prepared once for any number of conv2d_ep calls (Winograd's transformed filters,
+     * which a call otherwise recomputes from w): the bytes for p's weights, or 0 when no call
+     * with p's channels, kernel, stride, dilation and groups uses a preparation. The batch and
+     * image size do not matter: one preparation serves every input shape. */
+    size_t (*conv2d_prep_bytes)(const npe_conv2d_params *p);
+    /* Write the preparation of w to prep (conv2d_prep_bytes(p) bytes, 64-byte aligned). */
+    void (*conv2d_prep)(const npe_kexec *ex, const npe_conv2d_params *p, const float *w,
+                        void *prep);
 
     /* y (M, N) = x (M, K) @ w(N, K)^T + b (N, may be NULL). */
     void (*linear)(const npe_kexec *ex, int64_t m, int64_t k, int64_t n, const float *x,

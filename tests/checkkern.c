@@ -527,6 +527,7 @@ typedef struct conv_ep_params {
     npe_conv2d_params p;
     npe_conv_epilogue ep;
     int bias, affine; /* inputs: x, w, then bias, then scale and shift when set */
+    int prep;         /* the weights prepared first (conv2d_prep) when the table prepares them */
 } conv_ep_params;
 
 static void conv_ep_call(const npe_kernels *k, const npe_kexec *ex, const kcase *c,
@@ -537,7 +538,12 @@ static void conv_ep_call(const npe_kernels *k, const npe_kexec *ex, const kcase 
     const int a = 2 + cp->bias;
     ep.scale = cp->affine ? in[a] : NULL;
     ep.shift = cp->affine ? in[a + 1] : NULL;
-    k->conv2d_ep(ex, &cp->p, in[0], in[1], cp->bias ? in[2] : NULL, &ep, out);
+    void *prep = NULL;
+    const size_t pb = cp->prep ? k->conv2d_prep_bytes(&cp->p) : 0;
+    if (pb && (prep = aligned_alloc(64, (pb + 63) / 64 * 64)))
+        k->conv2d_prep(ex, &cp->p, in[1], prep);
+    k->conv2d_ep(ex, &cp->p, in[0], in[1], prep, cp->bias ? in[2] : NULL, &ep, out);
+    free(prep);
 }
 
 static size_t conv_ep_scratch(const npe_kernels *k, const kcase *c, int nthreads)
@@ -573,6 +579,7 @@ static void test_conv2d_ep(ctx *cx, rng *r)
     const npe_conv2d_params *p = &cp.p;
     cp.bias = rng_chance(r, 60);
     cp.affine = rng_chance(r, 70);
+    cp.prep = rng_chance(r, 50);
     if (!cp.affine || rng_chance(r, 80)) {
         const int a = rng_int(r, 0, (int)(sizeof(acts) / sizeof(acts[0])) - 1);
         cp.ep.act = (int)acts[a].op + 1;
@@ -582,10 +589,10 @@ static void test_conv2d_ep(ctx *cx, rng *r)
     kcase c = {0};
     snprintf(c.desc, sizeof(c.desc),
              "%s n=%d cin=%d %dx%d -> cout=%d %dx%d k=%dx%d s=%d,%d p=%d,%d d=%d,%d g=%d "
-             "bias=%d affine=%d act=%d(%g,%g)",
+             "bias=%d affine=%d act=%d(%g,%g) prep=%d",
              p->transposed ? "conv_transpose2d" : "conv2d", p->n, p->c_in, p->h_in, p->w_in,
              p->c_out, p->h_out, p->w_out, p->kh, p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw,
-             p->groups, cp.bias, cp.affine, cp.ep.act - 1, cp.ep.alpha, cp.ep.beta);
+             p->groups, cp.bias, cp.affine, cp.ep.act - 1, cp.ep.alpha, cp.ep.beta, cp.prep);
     const size_t wn = p->transposed ? (size_t)p->c_in * (p->c_out / p->groups) * p->kh * p->kw
                                     : (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
     add_input(&c, r, (size_t)p->n * p->c_in * p->h_in * p->w_in, -1.0f, 1.0f, 0);

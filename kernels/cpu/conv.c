@@ -621,7 +621,7 @@ static size_t plan_scratch_bytes(const conv_plan *pl)
 }
 
 static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
-                       const float *x, const float *w, const float *b,
+                       const float *x, const float *w, const void *prep, const float *b,
                        const npe_conv_epilogue *ep, float *y)
 {
     if (ep && !(ep->scale && ep->shift) && ep->act <= 0)
@@ -667,7 +667,7 @@ static void conv2d_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
         kcpu_for(ex, pl.ntasks, transposed_tasks, &job);
         break;
     case PATH_WINOGRAD:
-        npe_kcpu_wino_run(ex, flags, p, &pl.wino, x, w, b, ep, y, job.scratch);
+        npe_kcpu_wino_run(ex, flags, p, &pl.wino, x, w, prep, b, ep, y, job.scratch);
         break;
     default:
         kcpu_for(ex, pl.ntasks, forward_tasks, &job);
@@ -683,6 +683,23 @@ static size_t conv2d_scratch_run(unsigned flags, const npe_conv2d_params *p, int
     return plan_scratch_bytes(&pl);
 }
 
+/* Only the Winograd path takes prepared weights (make_plan's conditions for it). */
+static size_t conv2d_prep_bytes_run(unsigned flags, const npe_conv2d_params *p)
+{
+    if (!(flags & NPE_KCPU_BLAS) || !(flags & NPE_KCPU_SIMD))
+        return 0;
+    return npe_kcpu_wino_prep_bytes(p);
+}
+
+static void conv2d_prep_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                            const float *w, void *prep)
+{
+    npe_kexec serial;
+    if (!(flags & NPE_KCPU_THREADS))
+        ex = serial_exec(ex, &serial);
+    npe_kcpu_wino_prep(ex, flags, p, w, prep);
+}
+
 /* One entry pair per flag combination, so a table keeps its own level. */
 #define CONV_VARIANT(name, fl)                                                                 \
     static size_t conv2d_scratch_##name(const npe_conv2d_params *p, int nthreads)           \
@@ -692,13 +709,22 @@ static size_t conv2d_scratch_run(unsigned flags, const npe_conv2d_params *p, int
     static void conv2d_##name(const npe_kexec *ex, const npe_conv2d_params *p, const float *x, \
                               const float *w, const float *b, float *y)                        \
     {                                                                                          \
-        conv2d_run(ex, fl, p, x, w, b, NULL, y);                                               \
+        conv2d_run(ex, fl, p, x, w, NULL, b, NULL, y);                                         \
     }                                                                                          \
     static void conv2d_ep_##name(const npe_kexec *ex, const npe_conv2d_params *p,              \
-                                 const float *x, const float *w, const float *b,               \
-                                 const npe_conv_epilogue *ep, float *y)                        \
+                                 const float *x, const float *w, const void *prep,             \
+                                 const float *b, const npe_conv_epilogue *ep, float *y)        \
     {                                                                                          \
-        conv2d_run(ex, fl, p, x, w, b, ep, y);                                                 \
+        conv2d_run(ex, fl, p, x, w, prep, b, ep, y);                                           \
+    }                                                                                          \
+    static size_t conv2d_prep_bytes_##name(const npe_conv2d_params *p)                         \
+    {                                                                                          \
+        return conv2d_prep_bytes_run(fl, p);                                                   \
+    }                                                                                          \
+    static void conv2d_prep_##name(const npe_kexec *ex, const npe_conv2d_params *p,            \
+                                   const float *w, void *prep)                                 \
+    {                                                                                          \
+        conv2d_prep_run(ex, fl, p, w, prep);                                                   \
     }
 
 CONV_VARIANT(b, NPE_KCPU_BLAS)
@@ -720,26 +746,32 @@ void npe_kcpu_init_conv(npe_kernels *k, unsigned flags)
     case NPE_KCPU_BLAS:
         k->conv2d_scratch = conv2d_scratch_b, k->conv2d = conv2d_b;
         k->conv2d_ep = conv2d_ep_b;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_b, k->conv2d_prep = conv2d_prep_b;
         break;
     case NPE_KCPU_SIMD:
         k->conv2d_scratch = conv2d_scratch_s, k->conv2d = conv2d_s;
         k->conv2d_ep = conv2d_ep_s;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_s, k->conv2d_prep = conv2d_prep_s;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_SIMD:
         k->conv2d_scratch = conv2d_scratch_bs, k->conv2d = conv2d_bs;
         k->conv2d_ep = conv2d_ep_bs;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_bs, k->conv2d_prep = conv2d_prep_bs;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_bt, k->conv2d = conv2d_bt;
         k->conv2d_ep = conv2d_ep_bt;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_bt, k->conv2d_prep = conv2d_prep_bt;
         break;
     case NPE_KCPU_SIMD | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_st, k->conv2d = conv2d_st;
         k->conv2d_ep = conv2d_ep_st;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_st, k->conv2d_prep = conv2d_prep_st;
         break;
     case NPE_KCPU_BLAS | NPE_KCPU_SIMD | NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_bst, k->conv2d = conv2d_bst;
         k->conv2d_ep = conv2d_ep_bst;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_bst, k->conv2d_prep = conv2d_prep_bst;
         break;
     default: /* nothing to gain over the reference without BLAS or SIMD */
         break;
@@ -751,18 +783,22 @@ void npe_kcpu_init_conv(npe_kernels *k, unsigned flags)
     case 0:
         k->conv2d_scratch = conv2d_scratch_s_x, k->conv2d = conv2d_s_x;
         k->conv2d_ep = conv2d_ep_s_x;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_s_x, k->conv2d_prep = conv2d_prep_s_x;
         break;
     case NPE_KCPU_BLAS:
         k->conv2d_scratch = conv2d_scratch_bs_x, k->conv2d = conv2d_bs_x;
         k->conv2d_ep = conv2d_ep_bs_x;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_bs_x, k->conv2d_prep = conv2d_prep_bs_x;
         break;
     case NPE_KCPU_THREADS:
         k->conv2d_scratch = conv2d_scratch_st_x, k->conv2d = conv2d_st_x;
         k->conv2d_ep = conv2d_ep_st_x;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_st_x, k->conv2d_prep = conv2d_prep_st_x;
         break;
     default:
         k->conv2d_scratch = conv2d_scratch_bst_x, k->conv2d = conv2d_bst_x;
         k->conv2d_ep = conv2d_ep_bst_x;
+        k->conv2d_prep_bytes = conv2d_prep_bytes_bst_x, k->conv2d_prep = conv2d_prep_bst_x;
         break;
     }
 #endif

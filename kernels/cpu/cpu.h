@@ -80,10 +80,16 @@ typedef struct npe_wino_plan {
 int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp);
 size_t npe_kcpu_wino_scratch_floats(const npe_wino_plan *wp);
 /* conv2d (+ epilogue ep, may be NULL) on wp->nthreads threads of ex; scratch holds
- * npe_kcpu_wino_scratch_floats(wp) floats, 64-byte aligned. */
+ * npe_kcpu_wino_scratch_floats(wp) floats, 64-byte aligned. prep: the filters transformed by
+ * npe_kcpu_wino_prep, or NULL to transform w here. */
 void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
-                       const npe_wino_plan *wp, const float *x, const float *w, const float *b,
-                       const npe_conv_epilogue *ep, float *y, float *scratch);
+                       const npe_wino_plan *wp, const float *x, const float *w, const void *prep,
+                       const float *b, const npe_conv_epilogue *ep, float *y, float *scratch);
+/* Bytes of p's transformed filters when some batch and image size take the Winograd path, else
+ * 0; and the transform of w into prep (that many bytes). */
+size_t npe_kcpu_wino_prep_bytes(const npe_conv2d_params *p);
+void npe_kcpu_wino_prep(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                        const float *w, void *prep);
 
 /* Row-major C (m x n) = A (m x k, lda) B (k x n, ldb), plus C when acc, reading A and B in place
  * (gemm_avx2.c): the conv paths call it instead of OpenBLAS for few rows

@@ -55,11 +55,27 @@ static int wino_disabled(void)
     return v;
 }
 
+/* The shapes of weights Winograd may take (some batch and image sizes aside). */
+static int wino_weights_ok(const npe_conv2d_params *p)
+{
+    if (p->transposed || p->groups != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
+        p->sw != 1 || p->dh != 1 || p->dw != 1)
+        return 0;
+    return npe_kcpu_fine_grain ? (int64_t)p->c_in * p->c_out >= 64
+                               : p->c_in >= 32 && p->c_out >= 32;
+}
+
+size_t npe_kcpu_wino_prep_bytes(const npe_conv2d_params *p)
+{
+    if (!wino_weights_ok(p) || wino_disabled())
+        return 0;
+    return 36 * (size_t)p->c_out * (size_t)p->c_in * sizeof(float);
+}
+
 int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp)
 {
     memset(wp, 0, sizeof(*wp));
-    if (p->transposed || p->groups != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
-        p->sw != 1 || p->dh != 1 || p->dw != 1)
+    if (!wino_weights_ok(p))
         return 0;
     const int64_t tw = ceil_div(p->w_out, 4), th = ceil_div(p->h_out, 4);
     const int64_t units = (int64_t)p->n * th, tiles = units * tw;
@@ -68,9 +84,9 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
      * threads splitting few tiles by channels each thread transforms every input (bench/: YOLO's
      * 3x3 64->64 at 20x20, 25 tiles, 1.3x sgemm's rate on one thread, 0.7x on two). Under the test
      * hook every small shape takes this path, so the random kernel cases cover it. */
-    if (npe_kcpu_fine_grain ? (int64_t)p->c_in * p->c_out < 64
-                            : (p->c_in < 32 || p->c_out < 32 || tiles < 16 ||
-                               (tiles < (nthreads > 1 ? 32 : 24) && (int64_t)p->c_in * p->c_out < 128 * 128)))
+    if (!npe_kcpu_fine_grain &&
+        (tiles < 16 ||
+         (tiles < (nthreads > 1 ? 32 : 24) && (int64_t)p->c_in * p->c_out < 128 * 128)))
         return 0;
     if (wino_disabled())
         return 0;
@@ -157,7 +173,10 @@ typedef struct wino_job {
     const npe_conv2d_params *p;
     const npe_wino_plan *wp;
     const float *x, *w, *b;
-    float *y, *u, *scratch;
+    float *y;
+    float *u;                /* the transformed filters: made here, or prepared */
+    const float *u_ready;    /* prepared ones (u then points at them), or NULL */
+    float *scratch;
     const npe_conv_epilogue *ep;
     unsigned flags;
 } wino_job;
@@ -188,12 +207,14 @@ static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t 
 {
     const npe_conv2d_params *p = job->p;
     const int64_t ts = job->wp->tbs;
-    /* Wide blocks of many channels through the AVX2 kernel, which reads U in place: OpenBLAS
-     * packs U's rows again for each of the 36 products of every block (batch 32 of resnet18's
-     * 128-512 channel layers: 5-10% faster; narrower blocks and fewer channels: slower). The
-     * test hook sends odd row counts through it so the random cases cover it. */
+    /* The AVX2 kernel reads U in place where OpenBLAS packs its rows again for each of the 36
+     * products of every block: with prepared filters (conv2d_prep) always, which makes the
+     * resnet18 analysis of bench/ 6% faster than OpenBLAS on the same U; when U is transformed
+     * per call, for wide blocks of many channels only (batch 32 of resnet18's 128-512 channel
+     * layers: 5-10% faster; narrower blocks and fewer channels: slower). The test hook sends
+     * odd row counts through it so the random cases cover it. */
     const int own = npe_kcpu_gemm_small_ok(job->flags, 1) &&
-                    (npe_kcpu_fine_grain ? m % 2 == 1 : n >= 64 && m >= 128);
+                    (npe_kcpu_fine_grain ? m % 2 == 1 : job->u_ready || (n >= 64 && m >= 128));
     for (int xi = 0; xi < 36; xi++) {
         const float *ux = job->u + (oc0 * 36 + xi) * p->c_in, *vx = v + xi * p->c_in * ts;
         if (own)
@@ -264,11 +285,13 @@ NPE_KCPU_AVX2_END
 #endif
 
 void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
-                       const npe_wino_plan *wp, const float *x, const float *w, const float *b,
-                       const npe_conv_epilogue *ep, float *y, float *scratch)
+                       const npe_wino_plan *wp, const float *x, const float *w, const void *prep,
+                       const float *b, const npe_conv_epilogue *ep, float *y, float *scratch)
 {
-    wino_job job = {p, wp, x, w, b, y, scratch + wp->per_thread * (size_t)wp->nthreads,
-                    scratch, ep, flags};
+    wino_job job = {p,  wp, x, w, b, y, scratch + wp->per_thread * (size_t)wp->nthreads,
+                    prep, scratch, ep, flags};
+    if (prep)
+        job.u = (float *)prep; /* read only: the filter pass is skipped */
 #if NPE_KCPU_AVX2_CODE
     if (flags & NPE_KCPU_AVX2) {
         wino_run_avx2(ex, &job);
@@ -276,4 +299,21 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
     }
 #endif
     wino_run_base(ex, &job);
+}
+
+void npe_kcpu_wino_prep(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
+                        const float *w, void *prep)
+{
+    wino_job job = {0};
+    job.p = p;
+    job.w = w;
+    job.u = prep;
+#if NPE_KCPU_AVX2_CODE
+    if (flags & NPE_KCPU_AVX2) {
+        kcpu_for(ex, p->c_out, wino_filter_tasks_avx2, &job);
+        return;
+    }
+#endif
+    (void)flags;
+    kcpu_for(ex, p->c_out, wino_filter_tasks_base, &job);
 }

@@ -289,7 +289,8 @@ static void WB(block_tasks)(void *arg, int64_t begin, int64_t end, int thread)
 
 static void WB(run)(const npe_kexec *ex, wino_job *job)
 {
-    kcpu_for(ex, job->p->c_out, WB(filter_tasks), job);
+    if (!job->u_ready)
+        kcpu_for(ex, job->p->c_out, WB(filter_tasks), job);
     kcpu_for(ex, job->wp->ntasks, WB(block_tasks), job);
 }
 

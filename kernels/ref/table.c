@@ -2,13 +2,36 @@
  * the op means; optimised tables start from a copy of it. */
 #include "ref.h"
 
+/* The reference uses w as given: nothing to prepare. */
+static void conv2d_ep_entry(const npe_kexec *ex, const npe_conv2d_params *p, const float *x,
+                            const float *w, const void *prep, const float *b,
+                            const npe_conv_epilogue *ep, float *y)
+{
+    (void)prep;
+    npe_ref_conv2d_ep(ex, p, x, w, b, ep, y);
+}
+
+static size_t conv2d_prep_bytes(const npe_conv2d_params *p)
+{
+    (void)p;
+    return 0;
+}
+
+static void conv2d_prep(const npe_kexec *ex, const npe_conv2d_params *p, const float *w,
+                        void *prep)
+{
+    (void)ex, (void)p, (void)w, (void)prep;
+}
+
 void npe_kernels_init_ref(npe_kernels *k)
 {
     *k = (npe_kernels){0};
     k->name = "ref";
     k->conv2d_scratch = npe_ref_conv2d_scratch;
     k->conv2d = npe_ref_conv2d;
-    k->conv2d_ep = npe_ref_conv2d_ep;
+    k->conv2d_ep = conv2d_ep_entry;
+    k->conv2d_prep_bytes = conv2d_prep_bytes;
+    k->conv2d_prep = conv2d_prep;
     k->linear = npe_ref_linear;
     k->channel_affine = npe_ref_channel_affine;
     k->unary = npe_ref_unary;
