@@ -208,13 +208,11 @@ static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t 
     const npe_conv2d_params *p = job->p;
     const int64_t ts = job->wp->tbs;
     /* The AVX2 kernel reads U in place where OpenBLAS packs its rows again for each of the 36
-     * products of every block: with prepared filters (conv2d_prep) always, which makes the
-     * resnet18 analysis of bench/ 6% faster than OpenBLAS on the same U; when U is transformed
-     * per call, for wide blocks of many channels only (batch 32 of resnet18's 128-512 channel
-     * layers: 5-10% faster; narrower blocks and fewer channels: slower). The test hook sends
-     * odd row counts through it so the random cases cover it. */
-    const int own = npe_kcpu_gemm_small_ok(job->flags, 1) &&
-                    (npe_kcpu_fine_grain ? m % 2 == 1 : job->u_ready || (n >= 64 && m >= 128));
+     * products of every block (the resnet18 analysis of bench/, with prepared filters: 6%
+     * faster). It runs whether U is prepared or made here, so both give the same results. The
+     * test hook sends odd row counts through it and the others to OpenBLAS, so the random cases
+     * cover both. */
+    const int own = npe_kcpu_gemm_small_ok(job->flags, 1) && (!npe_kcpu_fine_grain || m % 2 == 1);
     for (int xi = 0; xi < 36; xi++) {
         const float *ux = job->u + (oc0 * 36 + xi) * p->c_in, *vx = v + xi * p->c_in * ts;
         if (own)
