@@ -44,10 +44,12 @@ struct npe_exec {
      * preparation, the weights it was made from, and whether this executor owns it. */
     void **prep;
     const float **prep_w;
+    size_t *prep_bytes;
     unsigned char *prep_own;
     int prep_n;             /* nodes the arrays cover */
     npe_prep_cache *pcache; /* shared preparations, or NULL */
     int pcache_all;         /* every weight of the graph is stable, not only borrowed ones */
+    size_t own_bytes, own_max; /* bytes of the preparations it owns, and at most */
 };
 
 /* ---- Prepared weights ------------------------------------------------------------------------ */
@@ -142,23 +144,36 @@ static void *prep_cache_get(npe_prep_cache *c, const npe_kernels *k, const npe_k
     return d;
 }
 
+void npe_exec_limit_own_preps(npe_exec *x, size_t max_bytes)
+{
+    x->own_max = max_bytes;
+}
+
+size_t npe_exec_own_prep_bytes(const npe_exec *x)
+{
+    return x->own_bytes;
+}
+
 static void drop_preps(npe_exec *x)
 {
     for (int i = 0; i < x->prep_n; i++)
         if (x->prep_own[i])
             free(x->prep[i]);
+    x->own_bytes = 0;
     free(x->prep);
     free(x->prep_w);
     free(x->prep_own);
+    free(x->prep_bytes);
     x->prep = NULL;
     x->prep_w = NULL;
+    x->prep_bytes = NULL;
     x->prep_own = NULL;
     x->prep_n = 0;
 }
 
 /* The preparation of conv node i's weights w (value wv) for p, or NULL: made on the first run
  * that needs it and kept; from the shared cache for weights that stay put (borrowed from
- * another graph, or every weight when the caller said so); without a cache, owned. */
+ * another graph, or every weight when the caller said so), else owned within own_max. */
 static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
                              const npe_conv2d_params *p, const float *w)
 {
@@ -170,7 +185,8 @@ static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
         x->prep = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep));
         x->prep_w = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep_w));
         x->prep_own = calloc((size_t)x->g->n_nodes + 1, 1);
-        if (!x->prep || !x->prep_w || !x->prep_own) {
+        x->prep_bytes = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep_bytes));
+        if (!x->prep || !x->prep_w || !x->prep_own || !x->prep_bytes) {
             drop_preps(x);
             return NULL;
         }
@@ -178,19 +194,22 @@ static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
     }
     if (x->prep[i] && x->prep_w[i] == w)
         return x->prep[i];
-    if (x->prep_own[i])
+    if (x->prep_own[i]) {
         free(x->prep[i]);
+        x->own_bytes -= x->prep_bytes[i];
+    }
     x->prep[i] = NULL;
     x->prep_own[i] = 0;
     x->prep_w[i] = w;
     const int stable = x->pcache_all || x->g->values[wv].data_borrowed;
     if (x->pcache && stable) {
         x->prep[i] = prep_cache_get(x->pcache, x->k, ex, p, w, bytes);
-    } else if (!x->pcache || !stable) {
-        if ((x->prep[i] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
-            x->k->conv2d_prep(ex, p, w, x->prep[i]);
-            x->prep_own[i] = 1;
-        }
+    } else if (x->own_bytes + bytes <= x->own_max &&
+               (x->prep[i] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+        x->k->conv2d_prep(ex, p, w, x->prep[i]);
+        x->prep_own[i] = 1;
+        x->prep_bytes[i] = bytes;
+        x->own_bytes += bytes;
     }
     return x->prep[i];
 }
@@ -1588,6 +1607,7 @@ int npe_exec_create(npe_graph *g, const npe_kernels *k, unsigned flags, npe_exec
     x->g = g;
     x->k = k;
     x->flags = flags;
+    x->own_max = SIZE_MAX;
     *out = x;
     return 0;
 }

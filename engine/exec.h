@@ -58,6 +58,10 @@ size_t npe_prep_cache_bytes(npe_prep_cache *c);                    /* held now *
  * then must stay unchanged while c lives) and makes its own for the rest. Call before the first
  * run; c must outlive x. */
 void npe_exec_use_prep_cache(npe_exec *x, npe_prep_cache *c, int all_stable);
+/* x owns preparations of at most max_bytes in all (default: no limit); past it, those convs
+ * prepare their weights on every call. And the bytes it owns now. */
+void npe_exec_limit_own_preps(npe_exec *x, size_t max_bytes);
+size_t npe_exec_own_prep_bytes(const npe_exec *x);
 
 /* The graph changed (pruned parameters, rewritten literals): infer and plan again next run. */
 void npe_exec_invalidate(npe_exec *x);

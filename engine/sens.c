@@ -93,7 +93,8 @@ typedef struct shared {
     size_t fbudget, fused;    /* bytes for held activations, and held now */
     size_t fpeak;             /* most held at once */
     npe_prep_cache *pcache;   /* prepared weights of the base graph, shared by every executor */
-    size_t pbudget;           /* bytes of the budget it may hold */
+    size_t pbudget;           /* bytes of the budget it and the variants' own ones may hold */
+    int nworkers;
     size_t region_evals;
     int64_t *numel_at[2];     /* per value: elements at the full batch size and at the last one */
     /* work */
@@ -118,6 +119,7 @@ typedef struct worker {
     npe_metric *metric;
     npe_graph *pre_graph;   /* workers > 0: clone of part.pre (worker 0 runs part.pre itself) */
     npe_exec *pre_exec;     /* for batches whose frontier is not held */
+    size_t own_peak;        /* most bytes a variant's executor held in its own preparations */
     pthread_t th;
     int started;
 } worker;
@@ -155,9 +157,21 @@ static void free_arrays(npe_array *a, int n)
 static int exec_create(shared *sh, npe_graph *g, npe_exec **x, npe_error *err)
 {
     int r = npe_exec_create(g, &sh->k, 0, x, err);
-    if (!r && sh->pcache)
+    if (!r) {
+        /* the pruned weights' own preparations: in what the shared ones leave of the quarter */
+        size_t used = npe_prep_cache_bytes(sh->pcache);
         npe_exec_use_prep_cache(*x, sh->pcache, 0);
+        npe_exec_limit_own_preps(*x, used < sh->pbudget ? (sh->pbudget - used) / sh->nworkers : 0);
+    }
     return r;
+}
+
+/* Destroy a variant's executor, noting the most its own preparations took. */
+static void exec_done(worker *w, npe_exec *x)
+{
+    if (x && npe_exec_own_prep_bytes(x) > w->own_peak)
+        w->own_peak = npe_exec_own_prep_bytes(x);
+    npe_exec_destroy(x);
 }
 
 /* ---- Workers' resources ---------------------------------------------------------------------- */
@@ -290,7 +304,7 @@ static int evaluate(worker *w, npe_graph *pg, double *value, npe_error *err)
 out:
     free(outs);
     free(own_ref);
-    npe_exec_destroy(x);
+    exec_done(w, x);
     return r;
 }
 
@@ -439,7 +453,7 @@ out:
     free(own_need);
     free(ins);
     free(vals);
-    npe_exec_destroy(x);
+    exec_done(w, x);
     return r;
 }
 
@@ -1388,6 +1402,7 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
         goto out_free;
     }
     sh.pbudget = o->cache_bytes / 4;
+    sh.nworkers = nworkers;
 
     /* 2. baseline (fills the cache) on worker 0 */
     if (!(W = calloc((size_t)nworkers, sizeof(*W)))) {
@@ -1530,7 +1545,9 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     res->evaluated = sh.evaluated;
     res->region_evals = sh.region_evals;
     res->cache_peak = o->cache_bytes - sh.pbudget - sh.fbudget + sh.fpeak +
-                      (sh.pcache ? npe_prep_cache_bytes(sh.pcache) : 0);
+                      npe_prep_cache_bytes(sh.pcache);
+    for (int i = 0; i < nworkers; i++)
+        res->cache_peak += W[i].own_peak;
     if (sh.reuse && sh.evaluated)
         slog(o, NPE_LOG_INFO, "%zu of %zu evaluation(s) ran only the group's region; cache peak "
              "%.1f MiB", sh.region_evals, sh.evaluated, (double)res->cache_peak / 1048576.0);
