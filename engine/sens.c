@@ -58,12 +58,15 @@ enum { SRC_INPUT = -(1 << 20) }; /* the batch's input; >= 0: a need slot or regi
 typedef struct gpart {
     int ok;                   /* 0: the group's pairs run whole models */
     unsigned char *region;    /* nodes downstream of the group's producers */
-    npe_subgraph_plan rp;     /* region (+ static nodes it reads), its frontier */
+    unsigned char *run;       /* the region less its slice nodes: what a pair runs */
+    npe_subgraph_plan rp;     /* run (+ static nodes it reads), its frontier */
     int *rout, n_rout;        /* region graph outputs: the model outputs it makes, the metric's
                                * first (n_rout_metric of them), then the others */
     int n_rout_metric;
     int *osrc;                /* metric output i: index into rout, SRC_INPUT, or -1 - need slot */
     int *rin;                 /* region input j (rp.inputs[j]): need slot or SRC_INPUT */
+    const npe_chanmap **rsl;  /* region input j: NULL, or the channel map of the original value
+                               * whose kept channels the pruned model has there (a slice) */
     int *need, n_need;        /* original model's activations the region run takes per batch */
     unsigned char *is_need;   /* per value */
     npe_graph *pre;           /* the unchanged part making need[] from the input; template */
@@ -92,6 +95,7 @@ typedef struct shared {
     unsigned char *bheld;     /* per batch: every part.need value is held */
     size_t fbudget, fused;    /* bytes for held activations, and held now */
     size_t fpeak;             /* most held at once */
+    int slices;               /* pairs take the group's slice nodes from the original model */
     npe_prep_cache *pcache;   /* prepared weights of the base graph, shared by every executor */
     size_t pbudget;           /* bytes of the budget it and the variants' own ones may hold */
     int nworkers;
@@ -355,7 +359,7 @@ static int unchanged_outside(const shared *sh, const npe_graph *pg)
         if (b->values[v].producer < 0 && !same_value(&b->values[v], &pg->values[v]))
             diff[v] = 1, any = 1;
     for (int i = 0; any && ok && i < b->n_nodes; i++) {
-        if (sh->part.rp.keep[i])
+        if (sh->part.rp.keep[i] || sh->part.region[i])
             continue;
         const npe_node *n = &b->nodes[i];
         for (int k = 0; k < n->n_in && ok; k++)
@@ -393,8 +397,47 @@ static int need_values(worker *w, int64_t b, const npe_array *in, const npe_arra
     return 0;
 }
 
-/* The metric of pruned clone pg (cut here to the group's region) over the data set. */
-static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *err)
+/* out (capacity *cap bytes, grown as needed) = the channels of original activation a (float32,
+ * channels along dim 1 as map m says) that pair keeps: those not of group gi, and gi's with
+ * keep[chan] set. */
+static int gather_kept(const npe_array *a, const npe_chanmap *m, int gi,
+                       const unsigned char *keep, npe_array *out, size_t *cap, npe_error *err)
+{
+    if (a->dtype != NPE_DTYPE_F32 || a->ndim < 2 || a->shape[1] != m->n)
+        return npe_error_set(err, NPE_EINVAL, "internal error: activation and channel map differ");
+    int64_t inner = 1, nk = 0;
+    for (int d = 2; d < a->ndim; d++)
+        inner *= a->shape[d];
+    for (int c = 0; c < m->n; c++)
+        nk += m->at[c].group != gi || keep[m->at[c].chan];
+    const size_t bytes = (size_t)(a->shape[0] * nk * inner) * sizeof(float);
+    if (bytes > *cap) {
+        void *d = realloc(out->data, bytes);
+        if (!d)
+            return npe_error_set(err, NPE_ENOMEM, "out of memory");
+        out->data = d;
+        *cap = bytes;
+    }
+    out->dtype = NPE_DTYPE_F32;
+    out->ndim = a->ndim;
+    memcpy(out->shape, a->shape, sizeof(out->shape));
+    out->shape[1] = nk;
+    out->nbytes = bytes;
+    const float *src = a->data;
+    float *dst = out->data;
+    for (int64_t o = 0; o < a->shape[0]; o++)
+        for (int c = 0; c < m->n; c++)
+            if (m->at[c].group != gi || keep[m->at[c].chan]) {
+                memcpy(dst, src + (o * m->n + c) * inner, (size_t)inner * sizeof(float));
+                dst += inner;
+            }
+    return 0;
+}
+
+/* The metric of pruned clone pg (cut here to the group's region) over the data set; plan
+ * keeps channels kept[] of group gi. */
+static int evaluate_region(worker *w, npe_graph *pg, int gi, const npe_prune_plan *plan,
+                           double *value, npe_error *err)
 {
     shared *sh = w->sh;
     const gpart *P = &sh->part;
@@ -415,22 +458,32 @@ static int evaluate_region(worker *w, npe_graph *pg, double *value, npe_error *e
     npe_array *own_need = calloc(nn, sizeof(*own_need));
     npe_array *ins = calloc(ni, sizeof(*ins));
     const npe_array **vals = calloc(nn, sizeof(*vals));
-    if (!outs || !routs || !own_ref || !own_need || !ins || !vals) {
+    npe_array *sl = calloc(ni, sizeof(*sl)); /* the slices, made per batch */
+    size_t *sl_cap = calloc(ni, sizeof(*sl_cap));
+    const int nc = sh->G->groups[gi].channels;
+    unsigned char *keep = malloc((size_t)nc + 1);
+    if (!outs || !routs || !own_ref || !own_need || !ins || !vals || !sl || !sl_cap || !keep) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory");
         goto out;
     }
+    memset(keep, !plan->kept[gi], (size_t)nc);
+    for (int k = 0; plan->kept[gi] && k < plan->n_kept[gi]; k++)
+        keep[plan->kept[gi][k]] = 1;
     for (int64_t b = 0; b < sh->nb && !r; b++) {
         const sbatch *B = &sh->batches[b];
         npe_array own_in = {0}, own_tgt = {0};
         const npe_array *in, *tgt, *ref;
         if (!(r = get_batch(w, b, &in, &tgt, &ref, &own_in, &own_tgt, own_ref, err)) &&
             !(r = need_values(w, b, in, vals, own_need, err))) {
-            for (int j = 0; j < P->rp.n_inputs; j++)
-                ins[j] = P->rin[j] == SRC_INPUT ? *in : *vals[P->rin[j]];
-            if (x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, NULL, 0, err)))
+            for (int j = 0; j < P->rp.n_inputs && !r; j++) {
+                if (P->rsl[j])
+                    r = gather_kept(vals[P->rin[j]], P->rsl[j], gi, keep, &sl[j], &sl_cap[j], err);
+                ins[j] = P->rin[j] == SRC_INPUT ? *in : P->rsl[j] ? sl[j] : *vals[P->rin[j]];
+            }
+            if (!r && x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, NULL, 0, err)))
                 npe_error_prefix(err, "samples %lld..%lld", (long long)B->start,
                                  (long long)(B->start + B->n - 1));
-            else if (x)
+            else if (!r && x)
                 output_views(x, pg, routs, P->n_rout_metric);
             for (int i = 0; !r && i < sh->n_out; i++) {
                 int o = P->osrc[i];
@@ -453,6 +506,11 @@ out:
     free(own_need);
     free(ins);
     free(vals);
+    for (size_t j = 0; sl && j < ni; j++)
+        free(sl[j].data);
+    free(sl);
+    free(sl_cap);
+    free(keep);
     exec_done(w, x);
     return r;
 }
@@ -472,7 +530,7 @@ static int evaluate_pair(worker *w, int gi, double s, double *value, int *whole,
         !(r = npe_prune_select(sh->base, sh->G, gi, s, sh->o->channel_alignment, plan, err)) &&
         !(r = npe_prune_apply(pg, sh->G, plan, err))) {
         if (sh->reuse && sh->part.ok && unchanged_outside(sh, pg)) {
-            r = evaluate_region(w, pg, value, err);
+            r = evaluate_region(w, pg, gi, plan, value, err);
         } else {
             *whole = sh->reuse && sh->part.ok;
             r = evaluate(w, pg, value, err);
@@ -811,6 +869,8 @@ static int baseline_pass(worker *w, double *measured, npe_error *err)
 static void part_finish(gpart *P)
 {
     free(P->region);
+    free(P->run);
+    free(P->rsl);
     npe_subgraph_plan_finish(&P->rp);
     free(P->rout);
     free(P->osrc);
@@ -861,6 +921,86 @@ static int make_part(const npe_graph *base, const npe_subgraph_plan *pl, const i
     return r;
 }
 
+/* The channel map of activation v, or NULL. */
+static const npe_chanmap *map_of(const npe_groups *G, int v)
+{
+    for (int i = 0; i < G->n_tensors; i++)
+        if (G->tensors[i].value == v)
+            return &G->tensors[i];
+    return NULL;
+}
+
+static int is_channelwise(npe_op op)
+{
+    switch (op) {
+    case NPE_OP_BATCH_NORM: case NPE_OP_RELU: case NPE_OP_HARDTANH: case NPE_OP_LEAKY_RELU:
+    case NPE_OP_SILU: case NPE_OP_SIGMOID: case NPE_OP_HARDSWISH: case NPE_OP_HARDSIGMOID:
+    case NPE_OP_TANH: case NPE_OP_GELU: case NPE_OP_ELU: case NPE_OP_CLAMP: case NPE_OP_NEG:
+    case NPE_OP_EXP: case NPE_OP_SQRT: case NPE_OP_MAX_POOL2D: case NPE_OP_AVG_POOL2D:
+    case NPE_OP_ADAPTIVE_AVG_POOL2D: case NPE_OP_UPSAMPLE_NEAREST2D:
+    case NPE_OP_UPSAMPLE_BILINEAR2D: case NPE_OP_DROPOUT: case NPE_OP_IDENTITY:
+    case NPE_OP_CONTIGUOUS: case NPE_OP_TO: case NPE_OP_ADD: case NPE_OP_SUB: case NPE_OP_MUL:
+    case NPE_OP_MAXIMUM: case NPE_OP_MINIMUM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Slice nodes of group gi's region: nodes whose output in a pruned model is the original
+ * output's kept channels, so a pair takes it from the original activation instead of running
+ * them. They are the group's ungrouped conv producers reading an unchanged input (their
+ * filters of the kept channels, on the same input), then the channelwise ops (batch norm,
+ * activations, pooling, same-shape arithmetic) of slices only, with one channel map along
+ * dim 1. Cleared from run[] (a copy of region[]). */
+static void slice_nodes(const npe_graph *g, const npe_groups *G, int gi,
+                        const unsigned char *region, unsigned char *run, unsigned char *sliced)
+{
+    const npe_group *grp = &G->groups[gi];
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!region[i])
+            continue;
+        const npe_node *n = &g->nodes[i];
+        if (n->n_out != 1)
+            continue;
+        const npe_chanmap *om = map_of(G, n->out[0]);
+        if (!om || om->dim != 1)
+            continue;
+        int ok = 0;
+        if (n->op == NPE_OP_CONV) {
+            for (int k = 0; k < grp->n_producers && !ok; k++) {
+                const npe_producer *pr = &G->producers[grp->producers[k]];
+                ok = pr->node == i && pr->dim == 0 && !pr->depthwise;
+            }
+            for (int k = 0; k < grp->n_consumers && ok; k++)
+                ok = G->consumers[grp->consumers[k]].node != i;
+            const int x = n->in[0], xp = g->values[x].producer;
+            ok = ok && (xp < 0 || !region[xp]);
+        } else if (is_channelwise(n->op)) {
+            const npe_chanmap *first = NULL;
+            ok = 1;
+            for (int k = 0; k < n->n_in && ok; k++) {
+                const int v = n->in[k];
+                if (!npe_subgraph_is_activation(g, v)) {
+                    /* parameters (cut with the channels) and numbers only */
+                    ok = g->values[v].type != NPE_VT_TENSOR || g->values[v].producer < 0 ||
+                         !region[g->values[v].producer];
+                    continue;
+                }
+                const npe_chanmap *m = sliced[v] ? map_of(G, v) : NULL;
+                ok = m && m->n == om->n && m->dim == 1 &&
+                     (!first || !memcmp(first->at, m->at, (size_t)m->n * sizeof(*m->at)));
+                first = first ? first : m;
+            }
+            ok = ok && first && !memcmp(first->at, om->at, (size_t)om->n * sizeof(*om->at));
+        }
+        if (ok) {
+            run[i] = 0;
+            sliced[n->out[0]] = 1;
+        }
+    }
+}
+
 /* Need slot of value v, added when new. */
 static int need_slot(gpart *P, int v)
 {
@@ -883,7 +1023,7 @@ static int setup_group(shared *sh, size_t tg, npe_error *err)
     int nn = base->n_nodes, nv = base->n_values, x = base->inputs[0];
     int r = 0;
     memset(P, 0, sizeof(*P));
-    unsigned char *nodes = calloc((size_t)nn + 1, 1);
+    unsigned char *nodes = calloc((size_t)nn + 1, 1), *sliced = NULL;
     npe_subgraph_plan pp = {0}, ip = {0};
     P->region = calloc((size_t)nn + 1, 1);
     P->is_need = calloc((size_t)nv + 1, 1);
@@ -892,15 +1032,26 @@ static int setup_group(shared *sh, size_t tg, npe_error *err)
         goto out;
     }
     /* (unchanged_outside checks each pruned clone against this region) */
-    if ((r = npe_subgraph_group_region(base, G, sh->tg2G[tg], P->region, err)) ||
-        (r = npe_subgraph_plan_make(base, P->region, &P->rp, err)))
+    if ((r = npe_subgraph_group_region(base, G, sh->tg2G[tg], P->region, err)))
+        goto out;
+    P->run = malloc((size_t)nn + 1);
+    sliced = calloc((size_t)nv + 1, 1);
+    if (!P->run || !sliced) {
+        r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(P->run, P->region, (size_t)nn);
+    if (sh->slices)
+        slice_nodes(base, G, sh->tg2G[tg], P->region, P->run, sliced);
+    if ((r = npe_subgraph_plan_make(base, P->run, &P->rp, err)))
         goto out;
 
     P->need = malloc(((size_t)P->rp.n_inputs + (size_t)sh->n_out + 1) * sizeof(int));
     P->rin = malloc(((size_t)P->rp.n_inputs + 1) * sizeof(int));
+    P->rsl = calloc((size_t)P->rp.n_inputs + 1, sizeof(*P->rsl));
     P->rout = malloc(((size_t)base->n_outputs + 1) * sizeof(int));
     P->osrc = malloc(((size_t)sh->n_out + 1) * sizeof(int));
-    if (!P->need || !P->rin || !P->rout || !P->osrc) {
+    if (!P->need || !P->rin || !P->rsl || !P->rout || !P->osrc) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory");
         goto out;
     }
@@ -909,6 +1060,8 @@ static int setup_group(shared *sh, size_t tg, npe_error *err)
         if (v != x && (base->values[v].flags & NPE_VF_INPUT))
             goto out; /* not ok: only the model's one input comes with the batch */
         P->rin[j] = v == x ? SRC_INPUT : need_slot(P, v);
+        if (sliced[v])
+            P->rsl[j] = map_of(G, v);
     }
     for (int i = 0; i < sh->n_out; i++) {
         int v = base->outputs[i];
@@ -930,7 +1083,7 @@ static int setup_group(shared *sh, size_t tg, npe_error *err)
     if (P->n_need) {
         /* everything outside the region computes what the original does, from the input only */
         for (int i = 0; i < nn; i++)
-            nodes[i] = !P->region[i];
+            nodes[i] = !P->run[i];
         if ((r = npe_subgraph_plan_make(base, nodes, &pp, err)))
             goto out;
         if (pp.n_inputs != 1 || pp.inputs[0] != x)
@@ -951,7 +1104,7 @@ static int setup_group(shared *sh, size_t tg, npe_error *err)
             if (!sh->old.is_need[P->need[k]])
                 miss[nm++] = P->need[k];
         for (int i = 0; i < nn; i++)
-            nodes[i] = !P->region[i] && sh->old.region[i];
+            nodes[i] = !P->run[i] && sh->old.run[i];
         int usable = nm > 0 && !(r = npe_subgraph_plan_make(base, nodes, &ip, err));
         for (int k = 0; usable && k < nm; k++)
             usable = npe_subgraph_makes(base, &ip, miss[k]);
@@ -974,6 +1127,7 @@ out:
     npe_subgraph_plan_finish(&pp);
     npe_subgraph_plan_finish(&ip);
     free(nodes);
+    free(sliced);
     return r;
 }
 
@@ -1402,6 +1556,10 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
         goto out_free;
     }
     sh.pbudget = o->cache_bytes / 4;
+    {
+        const char *e = getenv("NPE_SENS_SLICES");
+        sh.slices = !(e && e[0] == '0');
+    }
     sh.nworkers = nworkers;
 
     /* 2. baseline (fills the cache) on worker 0 */
