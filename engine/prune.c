@@ -312,7 +312,8 @@ static int kept_at(unsigned char *const *keep, npe_chanref r)
     return r.group < 0 || !keep[r.group] || keep[r.group][r.chan];
 }
 
-/* Gather data of a tensor of shape `shape` at the indices idx[d] (NULL: all) of each dim. */
+/* Gather data of a tensor of shape `shape` at the indices idx[d] (NULL: all) of each dim: runs
+ * of the dims after the last cut one are copied whole. */
 static float *gather(const float *src, int nd, const int64_t *shape, int64_t *const *idx,
                      const int64_t *nkeep, int64_t *out_numel)
 {
@@ -322,16 +323,22 @@ static float *gather(const float *src, int nd, const int64_t *shape, int64_t *co
     }
     for (int d = 0; d < nd; d++)
         numel *= nkeep[d];
+    int cd = nd; /* dims [cd, nd) are whole: one run of `run` floats */
+    int64_t run = 1;
+    while (cd > 0 && !idx[cd - 1]) {
+        cd--;
+        run *= shape[cd];
+    }
     float *dst = malloc((size_t)(numel ? numel : 1) * sizeof *dst);
     if (!dst)
         return NULL;
     int64_t pos[NPE_MAX_DIMS] = {0};
-    for (int64_t e = 0; e < numel; e++) {
+    for (int64_t e = 0; run && e < numel; e += run) {
         int64_t off = 0;
-        for (int d = 0; d < nd; d++)
+        for (int d = 0; d < cd; d++)
             off += (idx[d] ? idx[d][pos[d]] : pos[d]) * stride[d];
-        dst[e] = src[off];
-        for (int d = nd - 1; d >= 0; d--) {
+        memcpy(dst + e, src + off, (size_t)run * sizeof *dst);
+        for (int d = cd - 1; d >= 0; d--) {
             if (++pos[d] < nkeep[d])
                 break;
             pos[d] = 0;
