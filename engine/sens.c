@@ -1273,6 +1273,13 @@ static int fill_cache(shared *sh, worker *w, npe_error *err)
     npe_exec_destroy(inc_exec);
     npe_graph_destroy(sh->part.inc); /* only the fill runs it */
     sh->part.inc = NULL;
+    int all = 1;
+    for (int64_t b = 0; b < sh->nb; b++)
+        all &= sh->bheld[b];
+    if (all) { /* nothing reads the input again: its activations go now, not with the group */
+        npe_exec_destroy(w->pre_exec);
+        w->pre_exec = NULL;
+    }
     free(outs);
     free(ins);
     return r;
@@ -1574,6 +1581,12 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     if ((r = baseline_pass(&W[0], &measured, err)))
         goto out_workers;
     res->measured_baseline = measured;
+    if (sh.all_cached || !sh.fidelity) { /* the original model does not run again */
+        npe_exec_destroy(W[0].ref_exec);
+        npe_graph_destroy(W[0].ref_graph);
+        W[0].ref_exec = NULL;
+        W[0].ref_graph = NULL;
+    }
     double baseline = sh.fidelity ? 1.0 : measured;
     char vb[NPE_SENS_NUM_MAX];
     npe_sens_format_value(measured, vb);
@@ -1703,7 +1716,8 @@ int npe_sens_analyse(const npe_graph *g, const npe_sens_options *o, npe_sens_res
     }
     res->evaluated = sh.evaluated;
     res->region_evals = sh.region_evals;
-    res->cache_peak = o->cache_bytes - sh.pbudget - sh.fbudget + sh.fpeak +
+    /* what the batches took, the most held at the frontiers, and the prepared weights */
+    res->cache_peak = (o->cache_bytes - sh.pbudget - sh.fbudget) + sh.fpeak +
                       npe_prep_cache_bytes(sh.pcache);
     for (int i = 0; i < nworkers; i++)
         res->cache_peak += W[i].own_peak;
