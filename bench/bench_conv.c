@@ -118,7 +118,7 @@ static int bench_layer(const npe_kernels *k, npe_kpool *pool, int threads, const
     float *y = random_buf(&st, (size_t)m * n), *bm = random_buf(&st, (size_t)kd * n);
     const size_t sbytes = k->conv2d_scratch(&p, threads);
     void *scratch = sbytes ? aligned_alloc(64, (sbytes + 63) / 64 * 64) : NULL;
-    const size_t pbytes = k->conv2d_prep_bytes(&p);
+    const size_t pbytes = k->conv2d_prep_bytes(&p, threads);
     void *prep = pbytes ? aligned_alloc(64, (pbytes + 63) / 64 * 64) : NULL;
     int rc = -1;
     if (!x || !w || !bias || !y || !bm || (sbytes && !scratch) || (pbytes && !prep)) {

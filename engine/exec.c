@@ -40,13 +40,13 @@ struct npe_exec {
     size_t scratch_size;
     int scratch_threads;
     npe_exec_bufs *bufs;    /* where the arena and scratch come from and go back to, or NULL */
-    /* Prepared conv weights (kernels' conv2d_prep), kept across runs and plans: per node, the
-     * preparation, the weights it was made from, and whether this executor owns it. */
-    void **prep;
-    const float **prep_w;
-    size_t *prep_bytes;
-    unsigned char *prep_own;
-    int prep_n;             /* nodes the arrays cover */
+    /* Prepared conv weights (kernels' conv2d_prep), kept across runs and plans. */
+    struct node_prep {
+        void *data;         /* the preparation, or NULL */
+        const float *w;     /* the weights it was made from */
+        size_t bytes;       /* its size when this executor owns it, else 0 */
+    } *prep;                /* per node */
+    int prep_n;             /* nodes it covers */
     npe_prep_cache *pcache; /* shared preparations, or NULL */
     int pcache_all;         /* every weight of the graph is stable, not only borrowed ones */
     size_t own_bytes, own_max; /* bytes of the preparations it owns, and at most */
@@ -157,18 +157,12 @@ size_t npe_exec_own_prep_bytes(const npe_exec *x)
 static void drop_preps(npe_exec *x)
 {
     for (int i = 0; i < x->prep_n; i++)
-        if (x->prep_own[i])
-            free(x->prep[i]);
-    x->own_bytes = 0;
+        if (x->prep[i].bytes)
+            free(x->prep[i].data);
     free(x->prep);
-    free(x->prep_w);
-    free(x->prep_own);
-    free(x->prep_bytes);
     x->prep = NULL;
-    x->prep_w = NULL;
-    x->prep_bytes = NULL;
-    x->prep_own = NULL;
     x->prep_n = 0;
+    x->own_bytes = 0;
 }
 
 /* The preparation of conv node i's weights w (value wv) for p, or NULL: made on the first run
@@ -177,41 +171,36 @@ static void drop_preps(npe_exec *x)
 static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
                              const npe_conv2d_params *p, const float *w)
 {
-    const size_t bytes = x->k->conv2d_prep_bytes ? x->k->conv2d_prep_bytes(p) : 0;
+    if (x->prep_n == x->g->n_nodes && x->prep[i].data && x->prep[i].w == w)
+        return x->prep[i].data; /* made by an earlier run (whose shape took it) */
+    const size_t bytes =
+        x->k->conv2d_prep_bytes(p, ex && ex->parallel_for && ex->nthreads > 1 ? ex->nthreads : 1);
     if (!bytes)
         return NULL;
     if (x->prep_n != x->g->n_nodes) {
         drop_preps(x);
-        x->prep = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep));
-        x->prep_w = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep_w));
-        x->prep_own = calloc((size_t)x->g->n_nodes + 1, 1);
-        x->prep_bytes = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep_bytes));
-        if (!x->prep || !x->prep_w || !x->prep_own || !x->prep_bytes) {
-            drop_preps(x);
+        if (!(x->prep = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep))))
             return NULL;
-        }
         x->prep_n = x->g->n_nodes;
     }
-    if (x->prep[i] && x->prep_w[i] == w)
-        return x->prep[i];
-    if (x->prep_own[i]) {
-        free(x->prep[i]);
-        x->own_bytes -= x->prep_bytes[i];
+    struct node_prep *np = &x->prep[i];
+    if (np->data && np->w == w)
+        return np->data;
+    if (np->bytes) {
+        free(np->data);
+        x->own_bytes -= np->bytes;
     }
-    x->prep[i] = NULL;
-    x->prep_own[i] = 0;
-    x->prep_w[i] = w;
+    *np = (struct node_prep){NULL, w, 0};
     const int stable = x->pcache_all || x->g->values[wv].data_borrowed;
     if (x->pcache && stable) {
-        x->prep[i] = prep_cache_get(x->pcache, x->k, ex, p, w, bytes);
+        np->data = prep_cache_get(x->pcache, x->k, ex, p, w, bytes);
     } else if (x->own_bytes + bytes <= x->own_max &&
-               (x->prep[i] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
-        x->k->conv2d_prep(ex, p, w, x->prep[i]);
-        x->prep_own[i] = 1;
-        x->prep_bytes[i] = bytes;
+               (np->data = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+        x->k->conv2d_prep(ex, p, w, np->data);
+        np->bytes = bytes;
         x->own_bytes += bytes;
     }
-    return x->prep[i];
+    return np->data;
 }
 
 /* A buffer of at least need bytes: the one *keep holds when large enough (taken from it), else a

@@ -75,15 +75,21 @@ typedef struct npe_sens_options {
     int threads;               /* kernel threads per worker; <= 0: online CPUs / workers (>= 1) */
     /* Global target (a fraction of the original, in (0, 1]); 0: none. At most one of them. */
     double target_macs, target_params;
-    /* Bytes of input batches, labels and fidelity references kept in memory between evaluations
-     * (filled in data order during the baseline pass), then of the original model's activations
-     * at the current group's frontier (see reuse), per batch; what does not fit is read (and
-     * computed) again for every evaluation. Default 1 GiB. */
+    /* Bytes kept in memory to avoid recomputation. A quarter holds conv weights prepared once
+     * (Winograd's transformed filters): the original model's, shared by every evaluation, and
+     * each worker's current pruned ones; past it, those filters are transformed per call. The
+     * rest holds input batches, labels and fidelity references (filled in data order during the
+     * baseline pass), then the original model's activations at the current group's frontier
+     * (see reuse), per batch; what does not fit is read (and computed) again for every
+     * evaluation. Default 1 GiB. */
     size_t cache_bytes;
     /* Nonzero (default): evaluate only the part of each pruned model that the group changes, on
-     * the original model's activations at its frontier (same values, bit for bit). 0: run the
-     * whole pruned model for every pair. npe_sens_options_init takes the default from the
-     * environment: NPE_SENS_REUSE=0 turns it off. */
+     * the original model's activations at its frontier; the group's producers (and the batch
+     * norms, activations and pooling right after them) are not run either: their kept channels
+     * are taken from the original activations (NPE_SENS_SLICES=0 runs them). Same values up to
+     * float rounding (the kept channels of a conv computed with fewer channels may round
+     * differently). 0: run the whole pruned model for every pair. npe_sens_options_init takes
+     * the default from the environment: NPE_SENS_REUSE=0 turns it off. */
     int reuse;
     /* Callbacks (may be NULL). From worker threads, but never two at once. */
     npe_log_fn log;
@@ -122,8 +128,8 @@ typedef struct npe_sens_result {
     size_t restored;           /* values taken over from an earlier run in output_dir */
     size_t discarded;          /* values found there that no longer apply */
     size_t region_evals;       /* evaluations that ran only the group's region (reuse) */
-    size_t cache_peak;         /* most bytes the cache held at once: batches, then frontier
-                                * activations (never more than cache_bytes) */
+    size_t cache_peak;         /* most bytes the cache held: batches, then frontier activations,
+                                * plus the prepared weights (never more than cache_bytes) */
 } npe_sens_result;
 
 /* Run the analysis on g (not modified: it is cloned) and choose the sparsities. *res is

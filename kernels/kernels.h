@@ -119,10 +119,11 @@ typedef struct npe_kernels {
                       const npe_conv_epilogue *ep, float *y);
 
     /* Weights prepared once for any number of conv2d_ep calls (Winograd's transformed filters,
-     * which a call otherwise recomputes from w): the bytes for p's weights, or 0 when no call
-     * with p's channels, kernel, stride, dilation and groups uses a preparation. The batch and
-     * image size do not matter: one preparation serves every input shape. */
-    size_t (*conv2d_prep_bytes)(const npe_conv2d_params *p);
+     * which a call otherwise recomputes from w): the bytes of the preparation when a call with
+     * p on nthreads threads uses one, else 0. The preparation depends on the weights and on p's
+     * channels, kernel, stride, dilation and groups only: once made, it serves calls of every
+     * batch and image size (those that do not use it ignore it). */
+    size_t (*conv2d_prep_bytes)(const npe_conv2d_params *p, int nthreads);
     /* Write the preparation of w to prep (conv2d_prep_bytes(p) bytes, 64-byte aligned). */
     void (*conv2d_prep)(const npe_kexec *ex, const npe_conv2d_params *p, const float *w,
                         void *prep);

@@ -539,7 +539,7 @@ static void conv_ep_call(const npe_kernels *k, const npe_kexec *ex, const kcase 
     ep.scale = cp->affine ? in[a] : NULL;
     ep.shift = cp->affine ? in[a + 1] : NULL;
     void *prep = NULL;
-    const size_t pb = cp->prep ? k->conv2d_prep_bytes(&cp->p) : 0;
+    const size_t pb = cp->prep ? k->conv2d_prep_bytes(&cp->p, ex ? ex->nthreads : 1) : 0;
     if (pb && (prep = aligned_alloc(64, (pb + 63) / 64 * 64)))
         k->conv2d_prep(ex, &cp->p, in[1], prep);
     k->conv2d_ep(ex, &cp->p, in[0], in[1], prep, cp->bias ? in[2] : NULL, &ep, out);

@@ -683,12 +683,12 @@ static size_t conv2d_scratch_run(unsigned flags, const npe_conv2d_params *p, int
     return plan_scratch_bytes(&pl);
 }
 
-/* Only the Winograd path takes prepared weights (make_plan's conditions for it). */
-static size_t conv2d_prep_bytes_run(unsigned flags, const npe_conv2d_params *p)
+/* Only the Winograd path takes prepared weights. */
+static size_t conv2d_prep_bytes_run(unsigned flags, const npe_conv2d_params *p, int nthreads)
 {
-    if (!(flags & NPE_KCPU_BLAS) || !(flags & NPE_KCPU_SIMD))
-        return 0;
-    return npe_kcpu_wino_prep_bytes(p);
+    conv_plan pl;
+    make_plan(p, (flags & NPE_KCPU_THREADS) ? nthreads : 1, flags, &pl);
+    return pl.path == PATH_WINOGRAD ? npe_kcpu_wino_prep_bytes(p) : 0;
 }
 
 static void conv2d_prep_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
@@ -717,9 +717,9 @@ static void conv2d_prep_run(const npe_kexec *ex, unsigned flags, const npe_conv2
     {                                                                                          \
         conv2d_run(ex, fl, p, x, w, prep, b, ep, y);                                           \
     }                                                                                          \
-    static size_t conv2d_prep_bytes_##name(const npe_conv2d_params *p)                         \
+    static size_t conv2d_prep_bytes_##name(const npe_conv2d_params *p, int nthreads)           \
     {                                                                                          \
-        return conv2d_prep_bytes_run(fl, p);                                                   \
+        return conv2d_prep_bytes_run(fl, p, nthreads);                                         \
     }                                                                                          \
     static void conv2d_prep_##name(const npe_kexec *ex, const npe_conv2d_params *p,            \
                                    const float *w, void *prep)                                 \

@@ -86,7 +86,8 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
                        const npe_wino_plan *wp, const float *x, const float *w, const void *prep,
                        const float *b, const npe_conv_epilogue *ep, float *y, float *scratch);
 /* Bytes of p's transformed filters when some batch and image size take the Winograd path, else
- * 0; and the transform of w into prep (that many bytes). */
+ * 0 (conv.c asks only when this call's plan takes it); and the transform of w into prep (that
+ * many bytes). */
 size_t npe_kcpu_wino_prep_bytes(const npe_conv2d_params *p);
 void npe_kcpu_wino_prep(const npe_kexec *ex, unsigned flags, const npe_conv2d_params *p,
                         const float *w, void *prep);

@@ -11,9 +11,9 @@ static void conv2d_ep_entry(const npe_kexec *ex, const npe_conv2d_params *p, con
     npe_ref_conv2d_ep(ex, p, x, w, b, ep, y);
 }
 
-static size_t conv2d_prep_bytes(const npe_conv2d_params *p)
+static size_t conv2d_prep_bytes(const npe_conv2d_params *p, int nthreads)
 {
-    (void)p;
+    (void)p, (void)nthreads;
     return 0;
 }
 
