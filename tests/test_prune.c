@@ -19,6 +19,7 @@
 static const char *root = ".";
 static const char *models_dir = NULL;
 static npe_kernels kern;
+static int prepped_models; /* models whose executors shared Winograd's prepared filters */
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
 static double rel_diff(const npe_array *a, const npe_array *b)
@@ -241,6 +242,59 @@ static void check_model(npe_graph *g, const npe_array *in, int n_in, const char 
         npe_graph_destroy(shared);
         npe_graph_destroy(copy);
         npe_graph_destroy(snap);
+        npe_prune_plan_destroy(p);
+    }
+
+    /* (e) Winograd's prepared filters shared through a cache (as the analysis runs its
+     * executors): executors on borrowing clones, the original's and a pruned one's (whose cut
+     * weights get preparations of its own), compute what plain executors compute, bit for bit,
+     * on their first run and on the next that reuses the preparations */
+    {
+        npe_prune_plan *p = NULL;
+        npe_prep_cache *pc = NULL;
+        npe_graph *plain = NULL, *cut = NULL, *c1 = NULL, *c2 = NULL;
+        CHECK_EQ_INT(npe_prune_plan_uniform(g, G, 0.3, 1, NULL, 0, &p, &e), 0);
+        CHECK_EQ_INT(npe_prep_cache_create((size_t)1 << 30, &pc), 0);
+        CHECK_EQ_INT(npe_graph_clone(g, &plain), 0);
+        CHECK_EQ_INT(npe_graph_clone(g, &cut), 0);
+        CHECK_EQ_INT(npe_graph_clone_shared(g, &c1), 0);
+        CHECK_EQ_INT(npe_graph_clone_shared(g, &c2), 0);
+        if (p && pc && plain && cut && c1 && c2 && !npe_prune_apply(cut, G, p, &e) &&
+            !npe_prune_apply(c2, G, p, &e)) {
+            npe_graph *gs[4] = {plain, c1, cut, c2};
+            npe_exec *xs[4] = {NULL};
+            npe_array o[4][16] = {{{0}}};
+            for (int k = 0; k < 4; k++) {
+                CHECK_EQ_INT(npe_exec_create(gs[k], &kern, 0, &xs[k], &e), 0);
+                if (xs[k] && (k == 1 || k == 3))
+                    npe_exec_use_prep_cache(xs[k], pc, 0);
+            }
+            for (int pass = 0; pass < 2; pass++) {
+                int ok = 1;
+                for (int k = 0; k < 4 && ok; k++) {
+                    ok = xs[k] && !npe_exec_run(xs[k], NULL, in, n_in, o[k], nout, &e);
+                    CHECK_MSG(ok, "%s: %s", name, e.msg);
+                }
+                for (int k = 0; ok && k < nout; k++)
+                    for (int v = 0; v < 2; v++)
+                        CHECK_MSG(o[2 * v][k].nbytes == o[2 * v + 1][k].nbytes &&
+                                      !memcmp(o[2 * v][k].data, o[2 * v + 1][k].data,
+                                              o[2 * v][k].nbytes),
+                                  "%s: output %d of the %s model with shared preparations "
+                                  "differs (run %d)", name, k, v ? "pruned" : "original", pass);
+                for (int k = 0; k < 4; k++)
+                    for (int j = 0; j < nout; j++)
+                        npe_array_free(&o[k][j]);
+            }
+            prepped_models += npe_prep_cache_bytes(pc) > 0;
+            for (int k = 0; k < 4; k++)
+                npe_exec_destroy(xs[k]);
+        }
+        npe_graph_destroy(c2);
+        npe_graph_destroy(c1);
+        npe_graph_destroy(cut);
+        npe_graph_destroy(plain);
+        npe_prep_cache_destroy(pc);
         npe_prune_plan_destroy(p);
     }
 
@@ -1036,6 +1090,9 @@ static void test_models(void)
             npe_array_free(&in[i]);
         npe_graph_destroy(g);
     }
+    /* the models' 3x3 layers of >= 32 channels over >= 16 tiles take Winograd */
+    printf("models with prepared Winograd filters: %d\n", prepped_models);
+    CHECK(prepped_models > 0);
 }
 
 int main(int argc, char **argv)
