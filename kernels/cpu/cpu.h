@@ -71,7 +71,9 @@ typedef struct npe_wino_plan {
     int64_t tbs;          /* floats between the tile rows of a transform point, >= upb*tw + KV_N */
     int64_t lq;           /* floats per phase of a phased input row */
     size_t per_thread;    /* scratch floats per thread, multiple of 16 */
-    size_t shared;        /* scratch floats of the transformed filters, after the threads' */
+    size_t shared;        /* scratch floats of the transformed filters, after the threads',
+                           * then of the blocks' transformed inputs when mblocks > 1 */
+    int64_t vblock;       /* floats of one block's transformed inputs when mblocks > 1, else 0 */
 } npe_wino_plan;
 
 /* Fills *wp and returns 1 when p takes the Winograd path with nthreads threads, else 0 (not 3x3

@@ -133,6 +133,10 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     wp->per_thread = round16(36 * ((int64_t)p->c_in + wp->mrows) * wp->tbs) +
                      round16(6 * 4 * wp->lq) + round16((36 + 16 + 36) * wp->tbs);
     wp->shared = round16(36 * (int64_t)p->c_out * p->c_in);
+    /* Split by channels, every task of a block would transform the block's inputs again: they
+     * are transformed once instead, by all threads, into V's of the blocks after U. */
+    wp->vblock = wp->mblocks > 1 ? round16(36 * (int64_t)p->c_in * wp->tbs) : 0;
+    wp->shared += (size_t)wp->blocks * wp->vblock;
     return 1;
 }
 
@@ -179,6 +183,7 @@ typedef struct wino_job {
     float *scratch;
     const npe_conv_epilogue *ep;
     unsigned flags;
+    float *vsh; /* the blocks' transformed inputs when split by channels (wp->vblock apart) */
 } wino_job;
 
 /* A thread's scratch past its transformed inputs: products, phased rows, input blocks (36 arrays
@@ -286,8 +291,9 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
                        const npe_wino_plan *wp, const float *x, const float *w, const void *prep,
                        const float *b, const npe_conv_epilogue *ep, float *y, float *scratch)
 {
-    wino_job job = {p,  wp, x, w, b, y, scratch + wp->per_thread * (size_t)wp->nthreads,
-                    prep, scratch, ep, flags};
+    float *u = scratch + wp->per_thread * (size_t)wp->nthreads;
+    wino_job job = {p, wp, x, w, b, y, u, prep, scratch, ep, flags,
+                    u + round16(36 * (int64_t)p->c_out * p->c_in)};
     if (prep)
         job.u = (float *)prep; /* read only: the filter pass is skipped */
 #if NPE_KCPU_AVX2_CODE

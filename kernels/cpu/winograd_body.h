@@ -128,7 +128,7 @@ static inline __attribute__((always_inline)) void WB(columns)(VEC r[6][6], float
  * from x, eight tiles at a time, through offsets and masks worked out once per block (masked
  * lanes, outside the input, read as 0), instead of phasing rows and copying blocks out. */
 static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float *v,
-                              const wino_bufs *bf)
+                              const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
@@ -147,7 +147,7 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
                 msk[(a * 6 + c) * ts + t] = in ? -1 : 0;
             }
     }
-    for (int64_t ic = 0; ic < cin; ic++) {
+    for (int64_t ic = ic0; ic < ic1; ic++) {
         const float *xc = job->x + ic * hw;
         float *vc = v + ic * ts;
         for (int64_t t = 0; t < n; t += 8) {
@@ -170,14 +170,15 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
 }
 #endif
 
-/* V[xi][ic][t] for the n tiles of units [u0, u1) (tile t = (u - u0) * tw + j). */
+/* V[xi][ic][t] for input channels [ic0, ic1) and the n tiles of units [u0, u1) (tile t =
+ * (u - u0) * tw + j). */
 static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
-                       const wino_bufs *bf)
+                       const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
 #ifdef WB_GATHER
     /* offsets are int32: inputs of up to 2^31 floats */
     if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
-        WB(inputs_gather)(job, u0, n, v, bf);
+        WB(inputs_gather)(job, u0, n, v, bf, ic0, ic1);
         return;
     }
 #endif
@@ -185,7 +186,7 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
     const npe_wino_plan *wp = job->wp;
     const int64_t lq = wp->lq, cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
     const int64_t ts = wp->tbs, xs = cin * ts; /* floats between tiles' arrays, points */
-    for (int64_t ic = 0; ic < cin; ic++) {
+    for (int64_t ic = ic0; ic < ic1; ic++) {
         for (int64_t u = u0; u < u1; u++) {
             const int64_t img = u / wp->th, ti = u % wp->th, t0 = (u - u0) * tw;
             phase_rows4(p, job->x + (img * cin + ic) * hw, 4 * ti, lq, bf->rows);
@@ -281,11 +282,32 @@ static void WB(block_tasks)(void *arg, int64_t begin, int64_t end, int thread)
         const int64_t oc0 = mblk * wp->mrows;
         const int64_t m = wp->mrows < p->c_out - oc0 ? wp->mrows : p->c_out - oc0;
         const int64_t n = (u1 - u0) * wp->tw;
-        if (have != blk)
-            WB(inputs)(job, u0, u1, n, v, &bf);
+        if (wp->vblock)
+            v = job->vsh + blk * wp->vblock; /* transformed by input_tasks */
+        else if (have != blk)
+            WB(inputs)(job, u0, u1, n, v, &bf, 0, p->c_in);
         have = blk;
         block_products(job, n, oc0, m, v, bf.m);
         WB(outputs)(job, u0, u1, n, oc0, m, bf.m, &bf);
+    }
+}
+
+/* Tasks over (block, input channel): the blocks' inputs transformed once for the tasks that
+ * split each block by output channels. */
+static void WB(input_tasks)(void *arg, int64_t begin, int64_t end, int thread)
+{
+    const wino_job *job = arg;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t cin = job->p->c_in;
+    wino_bufs bf;
+    thread_bufs(job, thread, &bf);
+    while (begin < end) { /* one block's run of channels at a time */
+        const int64_t blk = begin / cin, ic0 = begin % cin;
+        const int64_t ic1 = end - blk * cin < cin ? end - blk * cin : cin;
+        const int64_t u0 = blk * wp->upb;
+        const int64_t u1 = u0 + wp->upb < wp->units ? u0 + wp->upb : wp->units;
+        WB(inputs)(job, u0, u1, (u1 - u0) * wp->tw, job->vsh + blk * wp->vblock, &bf, ic0, ic1);
+        begin += ic1 - ic0;
     }
 }
 
@@ -293,6 +315,8 @@ static void WB(run)(const npe_kexec *ex, wino_job *job)
 {
     if (!job->u_ready)
         kcpu_for(ex, job->p->c_out, WB(filter_tasks), job);
+    if (job->wp->vblock)
+        kcpu_for(ex, job->wp->blocks * job->p->c_in, WB(input_tasks), job);
     kcpu_for(ex, job->wp->ntasks, WB(block_tasks), job);
 }
 
