@@ -20,6 +20,7 @@ typedef struct unary_job {
  * when the table has NPE_KCPU_AVX2 and the CPU has it (within the same tolerance of the
  * reference; they are the ops YOLO-style models spend a quarter of their time in). */
 #if NPE_KCPU_AVX2_CODE
+#include <immintrin.h>
 NPE_KCPU_AVX2_BEGIN
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -57,25 +58,29 @@ KV_EXP_DEFINE(v8_exp, v8, v8i, v8_set1, v8_select, v8_bits, v8_from_bits, V8_MAS
  * NaN through the product or the sum it is used in. */
 KV_INLINE v8 v8_exp_neg_clamped(v8 x)
 {
-    v8 xc = -x;
-    xc = v8_select(V8_MASK(xc < v8_set1(-87.0f)), v8_set1(-87.0f), xc);
-    xc = v8_select(V8_MASK(xc > v8_set1(88.0f)), v8_set1(88.0f), xc);
-    const v8 magic = v8_set1(12582912.0f);
-    const v8 t = xc * v8_set1(1.44269504088896341f) + magic;
-    const v8 n = t - magic;
-    const v8i ni = v8_bits(t) - v8_bits(magic);
-    v8 r = xc - n * v8_set1(0.693359375f);
-    r = r - n * v8_set1(-2.12194440e-4f);
-    v8 p = v8_set1(1.0f / 720.0f);
-    p = p * r + v8_set1(1.0f / 120.0f);
-    p = p * r + v8_set1(1.0f / 24.0f);
-    p = p * r + v8_set1(1.0f / 6.0f);
-    p = p * r + v8_set1(0.5f);
-    p = p * r + v8_set1(1.0f);
-    p = p * r + v8_set1(1.0f);
+    /* max and min return their second operand when one is NaN: a NaN stays NaN */
+    const __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.0f),
+                                    _mm256_max_ps(_mm256_set1_ps(-87.0f), (__m256)-x));
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    const __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    const __m256 n = _mm256_sub_ps(t, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic)),
+                         _mm256_set1_epi32(127)),
+        23);
     /* but exp(inf) stays inf: silu(-inf) is -inf / inf = NaN, as in PyTorch */
-    return v8_select(V8_MASK(x == v8_set1(-INFINITY)), v8_set1(INFINITY),
-                     p * v8_from_bits((ni + 127) << 23));
+    return (v8)_mm256_blendv_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)),
+                                _mm256_set1_ps(INFINITY),
+                                _mm256_cmp_ps((__m256)x, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
 }
 
 #define UNARY_LOOP8(EXPR)                                                                      \
