@@ -45,7 +45,9 @@ struct npe_exec {
         void *data;         /* the preparation, or NULL */
         const float *w;     /* the weights it was made from */
         size_t bytes;       /* its size when this executor owns it, else 0 */
+        unsigned gen;       /* the plan that last asked the kernels (0: none) */
     } *prep;                /* per node */
+    unsigned plan_gen;      /* counts plans: shapes decide whether a conv takes a preparation */
     int prep_n;             /* nodes it covers */
     npe_prep_cache *pcache; /* shared preparations, or NULL */
     int pcache_all;         /* every weight of the graph is stable, not only borrowed ones */
@@ -171,12 +173,6 @@ static void drop_preps(npe_exec *x)
 static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
                              const npe_conv2d_params *p, const float *w)
 {
-    if (x->prep_n == x->g->n_nodes && x->prep[i].data && x->prep[i].w == w)
-        return x->prep[i].data; /* made by an earlier run (whose shape took it) */
-    const size_t bytes =
-        x->k->conv2d_prep_bytes(p, ex && ex->parallel_for && ex->nthreads > 1 ? ex->nthreads : 1);
-    if (!bytes)
-        return NULL;
     if (x->prep_n != x->g->n_nodes) {
         drop_preps(x);
         if (!(x->prep = calloc((size_t)x->g->n_nodes + 1, sizeof(*x->prep))))
@@ -184,13 +180,18 @@ static const void *conv_prep(npe_exec *x, const npe_kexec *ex, int i, int wv,
         x->prep_n = x->g->n_nodes;
     }
     struct node_prep *np = &x->prep[i];
-    if (np->data && np->w == w)
+    /* made by an earlier run; or none, and the kernels already said so for this plan */
+    if (np->w == w && (np->data || np->gen == x->plan_gen))
         return np->data;
+    const size_t bytes =
+        x->k->conv2d_prep_bytes(p, ex && ex->parallel_for && ex->nthreads > 1 ? ex->nthreads : 1);
     if (np->bytes) {
         free(np->data);
         x->own_bytes -= np->bytes;
     }
-    *np = (struct node_prep){NULL, w, 0};
+    *np = (struct node_prep){NULL, w, 0, x->plan_gen};
+    if (!bytes)
+        return NULL;
     const int stable = x->pcache_all || x->g->values[wv].data_borrowed;
     if (x->pcache && stable) {
         np->data = prep_cache_get(x->pcache, x->k, ex, p, w, bytes);
@@ -763,6 +764,7 @@ static int plan(npe_exec *x, npe_error *err)
     }
     x->scratch_threads = 0; /* sized on the next run */
     x->planned = 1;
+    x->plan_gen++;
 out_free:
     free(def);
     free(last);
