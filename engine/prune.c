@@ -312,10 +312,8 @@ static int kept_at(unsigned char *const *keep, npe_chanref r)
     return r.group < 0 || !keep[r.group] || keep[r.group][r.chan];
 }
 
-/* Gather data of a tensor of shape `shape` at the indices idx[d] (NULL: all) of each dim: runs
- * of the dims after the last cut one are copied whole. */
-static float *gather(const float *src, int nd, const int64_t *shape, int64_t *const *idx,
-                     const int64_t *nkeep, int64_t *out_numel)
+void npe_gather_indices(float *dst, const float *src, int nd, const int64_t *shape,
+                        int64_t *const *idx, const int64_t *nkeep)
 {
     int64_t numel = 1, stride[NPE_MAX_DIMS];
     for (int d = nd - 1; d >= 0; d--) {
@@ -329,9 +327,6 @@ static float *gather(const float *src, int nd, const int64_t *shape, int64_t *co
         cd--;
         run *= shape[cd];
     }
-    float *dst = malloc((size_t)(numel ? numel : 1) * sizeof *dst);
-    if (!dst)
-        return NULL;
     int64_t pos[NPE_MAX_DIMS] = {0};
     for (int64_t e = 0; run && e < numel; e += run) {
         int64_t off = 0;
@@ -344,6 +339,19 @@ static float *gather(const float *src, int nd, const int64_t *shape, int64_t *co
             pos[d] = 0;
         }
     }
+}
+
+/* npe_gather_indices into a new buffer of *out_numel floats. */
+static float *gather(const float *src, int nd, const int64_t *shape, int64_t *const *idx,
+                     const int64_t *nkeep, int64_t *out_numel)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < nd; d++)
+        numel *= nkeep[d];
+    float *dst = malloc((size_t)(numel ? numel : 1) * sizeof *dst);
+    if (!dst)
+        return NULL;
+    npe_gather_indices(dst, src, nd, shape, idx, nkeep);
     *out_numel = numel;
     return dst;
 }

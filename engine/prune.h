@@ -60,6 +60,12 @@ int npe_prune_plan_uniform(const npe_graph *g, const npe_groups *G, double s, in
 int npe_prune_plan_rules(const npe_graph *g, const npe_groups *G, const npe_prune_options *opt,
                          npe_prune_plan **out, npe_error *err);
 
+/* dst = the elements of a tensor src of shape shape[0..nd) at the indices idx[d] (ascending;
+ * NULL: all) of each dim d, nkeep[d] of them, in order; runs of the uncut trailing dims are
+ * copied whole. dst holds the product of nkeep. */
+void npe_gather_indices(float *dst, const float *src, int nd, const int64_t *shape,
+                        int64_t *const *idx, const int64_t *nkeep);
+
 /* Cut g as the plan says: producers' output channels, per-channel tensors (BN, biases,
  * channel-shaped parameters and constants, depthwise rows), consumers' input channels; rewrite
  * the literals that hold channel counts (depthwise `groups`, view and expand sizes); infer the

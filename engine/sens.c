@@ -398,40 +398,48 @@ static int need_values(worker *w, int64_t b, const npe_array *in, const npe_arra
     return 0;
 }
 
-/* out (capacity *cap bytes, grown as needed) = the channels of original activation a (float32,
- * channels along dim 1 as map m says) that pair keeps: those not of group gi, and gi's with
- * keep[chan] set. */
-static int gather_kept(const npe_array *a, const npe_chanmap *m, int gi,
-                       const unsigned char *keep, npe_array *out, size_t *cap, npe_error *err)
+/* The channels of an activation with channel map m (along dim 1) that a pair keeping keep[]
+ * of group gi keeps: those of no group or another group, and gi's kept ones. idx has m->n
+ * entries; returns how many are filled. */
+static int64_t kept_indices(const npe_chanmap *m, int gi, const unsigned char *keep,
+                            int64_t *idx)
 {
-    if (a->dtype != NPE_DTYPE_F32 || a->ndim < 2 || a->shape[1] != m->n)
-        return npe_error_set(err, NPE_EINVAL, "internal error: activation and channel map differ");
-    int64_t inner = 1, nk = 0;
-    for (int d = 2; d < a->ndim; d++)
-        inner *= a->shape[d];
+    int64_t nk = 0;
     for (int c = 0; c < m->n; c++)
-        nk += m->at[c].group != gi || keep[m->at[c].chan];
-    const size_t bytes = (size_t)(a->shape[0] * nk * inner) * sizeof(float);
-    if (bytes > *cap) {
-        void *d = realloc(out->data, bytes);
+        if (m->at[c].group != gi || keep[m->at[c].chan])
+            idx[nk++] = c;
+    return nk;
+}
+
+/* A region input a pair takes from an original activation's kept channels. */
+typedef struct slice_in {
+    int64_t *idx, nk; /* the channels kept (kept_indices) */
+    npe_array a;      /* made per batch */
+    size_t cap;       /* bytes a.data holds */
+} slice_in;
+
+/* s->a = original activation a (float32, n channels along dim 1) at channels s->idx. */
+static int gather_kept(const npe_array *a, int64_t n, slice_in *s, npe_error *err)
+{
+    if (a->dtype != NPE_DTYPE_F32 || a->ndim < 2 || a->shape[1] != n)
+        return npe_error_set(err, NPE_EINVAL, "internal error: activation and channel map differ");
+    int64_t keep_n[NPE_MAX_DIMS], *ix[NPE_MAX_DIMS] = {NULL};
+    memcpy(keep_n, a->shape, sizeof(keep_n));
+    keep_n[1] = s->nk;
+    ix[1] = s->idx;
+    const size_t bytes = (size_t)(npe_array_numel(a) / n * s->nk) * sizeof(float);
+    if (bytes > s->cap) {
+        void *d = realloc(s->a.data, bytes);
         if (!d)
             return npe_error_set(err, NPE_ENOMEM, "out of memory");
-        out->data = d;
-        *cap = bytes;
+        s->a.data = d;
+        s->cap = bytes;
     }
-    out->dtype = NPE_DTYPE_F32;
-    out->ndim = a->ndim;
-    memcpy(out->shape, a->shape, sizeof(out->shape));
-    out->shape[1] = nk;
-    out->nbytes = bytes;
-    const float *src = a->data;
-    float *dst = out->data;
-    for (int64_t o = 0; o < a->shape[0]; o++)
-        for (int c = 0; c < m->n; c++)
-            if (m->at[c].group != gi || keep[m->at[c].chan]) {
-                memcpy(dst, src + (o * m->n + c) * inner, (size_t)inner * sizeof(float));
-                dst += inner;
-            }
+    s->a.dtype = NPE_DTYPE_F32;
+    s->a.ndim = a->ndim;
+    memcpy(s->a.shape, keep_n, sizeof(s->a.shape));
+    s->a.nbytes = bytes;
+    npe_gather_indices(s->a.data, a->data, a->ndim, a->shape, ix, keep_n);
     return 0;
 }
 
@@ -459,17 +467,23 @@ static int evaluate_region(worker *w, npe_graph *pg, int gi, const npe_prune_pla
     npe_array *own_need = calloc(nn, sizeof(*own_need));
     npe_array *ins = calloc(ni, sizeof(*ins));
     const npe_array **vals = calloc(nn, sizeof(*vals));
-    npe_array *sl = calloc(ni, sizeof(*sl)); /* the slices, made per batch */
-    size_t *sl_cap = calloc(ni, sizeof(*sl_cap));
+    slice_in *sl = calloc(ni, sizeof(*sl));
     const int nc = sh->G->groups[gi].channels;
     unsigned char *keep = malloc((size_t)nc + 1);
-    if (!outs || !routs || !own_ref || !own_need || !ins || !vals || !sl || !sl_cap || !keep) {
+    if (!outs || !routs || !own_ref || !own_need || !ins || !vals || !sl || !keep) {
         r = npe_error_set(err, NPE_ENOMEM, "out of memory");
         goto out;
     }
     memset(keep, !plan->kept[gi], (size_t)nc);
     for (int k = 0; plan->kept[gi] && k < plan->n_kept[gi]; k++)
         keep[plan->kept[gi][k]] = 1;
+    for (int j = 0; j < P->rp.n_inputs && !r; j++)
+        if (P->rsl[j]) {
+            if (!(sl[j].idx = malloc(((size_t)P->rsl[j]->n + 1) * sizeof(int64_t))))
+                r = npe_error_set(err, NPE_ENOMEM, "out of memory");
+            else
+                sl[j].nk = kept_indices(P->rsl[j], gi, keep, sl[j].idx);
+        }
     for (int64_t b = 0; b < sh->nb && !r; b++) {
         const sbatch *B = &sh->batches[b];
         npe_array own_in = {0}, own_tgt = {0};
@@ -478,8 +492,8 @@ static int evaluate_region(worker *w, npe_graph *pg, int gi, const npe_prune_pla
             !(r = need_values(w, b, in, vals, own_need, err))) {
             for (int j = 0; j < P->rp.n_inputs && !r; j++) {
                 if (P->rsl[j])
-                    r = gather_kept(vals[P->rin[j]], P->rsl[j], gi, keep, &sl[j], &sl_cap[j], err);
-                ins[j] = P->rin[j] == SRC_INPUT ? *in : P->rsl[j] ? sl[j] : *vals[P->rin[j]];
+                    r = gather_kept(vals[P->rin[j]], P->rsl[j]->n, &sl[j], err);
+                ins[j] = P->rin[j] == SRC_INPUT ? *in : P->rsl[j] ? sl[j].a : *vals[P->rin[j]];
             }
             if (!r && x && (r = npe_exec_run(x, &w->kx, ins, P->rp.n_inputs, NULL, 0, err)))
                 npe_error_prefix(err, "samples %lld..%lld", (long long)B->start,
@@ -507,10 +521,11 @@ out:
     free(own_need);
     free(ins);
     free(vals);
-    for (size_t j = 0; sl && j < ni; j++)
-        free(sl[j].data);
+    for (size_t j = 0; sl && j < ni; j++) {
+        free(sl[j].idx);
+        free(sl[j].a.data);
+    }
     free(sl);
-    free(sl_cap);
     free(keep);
     exec_done(w, x);
     return r;
