@@ -1254,11 +1254,8 @@ static int run_node(npe_exec *x, const npe_kexec *ex, int i, npe_error *err)
         }
         const float *w = vptr(x, n->in[1]);
         const void *prep = conv_prep(x, ex, i, n->in[1], &p, w);
-        if (ep.scale || ep.act || prep)
-            x->k->conv2d_ep(&cx, &p, in, w, prep, b, ep.scale || ep.act ? &ep : NULL,
-                            vptr(x, n->out[0]));
-        else
-            x->k->conv2d(&cx, &p, in, w, b, vptr(x, n->out[0]));
+        x->k->conv2d_ep(&cx, &p, in, w, prep, b, ep.scale || ep.act ? &ep : NULL,
+                        vptr(x, n->out[0]));
         return 0;
     }
     case NPE_OP_LINEAR: {
