@@ -69,6 +69,8 @@ typedef struct npe_wino_plan {
     int64_t mblocks, mrows; /* output channels per block when blocks alone are too few */
     int64_t ntasks;       /* blocks * mblocks */
     int64_t tbs;          /* floats between the tile rows of a transform point, >= upb*tw + KV_N */
+    int64_t vxs, mxs;     /* floats between the transform points of V (Cin rows of tbs) and of M
+                           * (mrows rows): an odd number of cache lines */
     int64_t lq;           /* floats per phase of a phased input row */
     size_t per_thread;    /* scratch floats per thread, multiple of 16 */
     size_t shared;        /* scratch floats of the transformed filters, after the threads',

@@ -42,6 +42,15 @@ static size_t round16(int64_t v)
     return (size_t)((v + 15) / 16 * 16);
 }
 
+/* At least v floats, an odd number of 64-byte lines: the 36 transform points of a block are
+ * read and written as 36 streams this far apart, which at a power of two (64 channels of 128
+ * tiles: 32 KiB) would all fall in the same cache sets. */
+static int64_t point_stride(int64_t v)
+{
+    const int64_t s = (int64_t)round16(v);
+    return s / 16 % 2 ? s : s + 16;
+}
+
 /* NPE_CONV_WINOGRAD=0, read on the first plan only (plans are made on every call). */
 static int wino_disabled(void)
 {
@@ -130,12 +139,14 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     wp->ntasks = wp->blocks * wp->mblocks;
     wp->tbs = (int64_t)round16(upb * tw + WINO_MAX_WV);
     wp->lq = tw + 1;
-    wp->per_thread = round16(36 * ((int64_t)p->c_in + wp->mrows) * wp->tbs) +
+    wp->vxs = point_stride(p->c_in * wp->tbs);
+    wp->mxs = point_stride(wp->mrows * wp->tbs);
+    wp->per_thread = (size_t)(36 * (wp->vxs + wp->mxs)) +
                      round16(6 * 4 * wp->lq) + round16((36 + 16 + 36) * wp->tbs);
     wp->shared = round16(36 * (int64_t)p->c_out * p->c_in);
     /* Split by channels, every task of a block would transform the block's inputs again: they
      * are transformed once instead, by all threads, into V's of the blocks after U. */
-    wp->vblock = wp->mblocks > 1 ? round16(36 * (int64_t)p->c_in * wp->tbs) : 0;
+    wp->vblock = wp->mblocks > 1 ? 36 * wp->vxs : 0;
     wp->shared += (size_t)wp->blocks * wp->vblock;
     return 1;
 }
@@ -198,8 +209,8 @@ static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
 {
     const npe_wino_plan *wp = job->wp;
     float *v = job->scratch + (size_t)thread * wp->per_thread;
-    bf->m = v + round16(36 * (int64_t)job->p->c_in * wp->tbs);
-    bf->rows = bf->m + round16(36 * wp->mrows * wp->tbs);
+    bf->m = v + 36 * wp->vxs;
+    bf->rows = bf->m + 36 * wp->mxs;
     bf->d = bf->rows + round16(6 * 4 * wp->lq);
     bf->o = bf->d + 36 * wp->tbs;
     bf->msk = (int32_t *)(bf->o + 16 * wp->tbs);
@@ -219,13 +230,13 @@ static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t 
      * cover both. */
     const int own = npe_kcpu_gemm_small_ok(job->flags, 1) && (!npe_kcpu_fine_grain || m % 2 == 1);
     for (int xi = 0; xi < 36; xi++) {
-        const float *ux = job->u + (oc0 * 36 + xi) * p->c_in, *vx = v + xi * p->c_in * ts;
+        const float *ux = job->u + (oc0 * 36 + xi) * p->c_in, *vx = v + xi * job->wp->vxs;
         if (own)
             npe_kcpu_gemm_small_avx2((int)m, (int)n, p->c_in, ux, 36 * p->c_in, vx, (int)ts, 0,
-                                     mb + xi * m * ts, (int)ts);
+                                     mb + xi * job->wp->mxs, (int)ts);
         else
             npe_blas_sgemm(1, 0, 0, (int)m, (int)n, p->c_in, 1.0f, ux, 36 * p->c_in, vx, (int)ts,
-                           0.0f, mb + xi * m * ts, (int)ts);
+                           0.0f, mb + xi * job->wp->mxs, (int)ts);
     }
 }
 
