@@ -153,6 +153,7 @@ static level_t levels[] = {
     {"all/1", NPE_KCPU_ALL, 1, 0, {0}, NULL},
     {"all/2", NPE_KCPU_ALL, 2, 0, {0}, NULL},
     {"all-but-avx2/2", NPE_KCPU_ALL & ~NPE_KCPU_AVX2, 2, 0, {0}, NULL},
+    {"all-but-avx2/2-fine", NPE_KCPU_ALL & ~NPE_KCPU_AVX2, 2, 1, {0}, NULL},
     {"all/3-fine", NPE_KCPU_ALL, 3, 1, {0}, NULL},
     {"all/no-exec", NPE_KCPU_ALL, 0, 0, {0}, NULL},
 };

@@ -71,6 +71,8 @@ typedef struct npe_wino_plan {
     int64_t tbs;          /* floats between the tile rows of a transform point, >= upb*tw + KV_N */
     int64_t vxs, mxs;     /* floats between the transform points of V (Cin rows of tbs) and of M
                            * (mrows rows): an odd number of cache lines */
+    int s2;               /* stride 2: 81 points per tile over 36 slices of U (winograd.c) */
+    int64_t vq[37], mq[37]; /* where V's and M's points of U slice q start; [36]: their floats */
     int64_t lq;           /* floats per phase of a phased input row */
     size_t per_thread;    /* scratch floats per thread, multiple of 16 */
     size_t shared;        /* scratch floats of the transformed filters, after the threads',
@@ -79,7 +81,7 @@ typedef struct npe_wino_plan {
 } npe_wino_plan;
 
 /* Fills *wp and returns 1 when p takes the Winograd path with nthreads threads, else 0 (not 3x3
- * stride 1 undilated ungrouped, too few channels or tiles, or NPE_CONV_WINOGRAD=0 in the
+ * stride 1 or 2 undilated ungrouped, too few channels or tiles, or NPE_CONV_WINOGRAD=0 in the
  * environment). */
 int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp);
 size_t npe_kcpu_wino_scratch_floats(const npe_wino_plan *wp);

@@ -51,6 +51,42 @@ static int64_t point_stride(int64_t v)
     return s / 16 % 2 ? s : s + 16;
 }
 
+/* Stride 2, by splitting the filter into its taps on even and odd inputs (as Huang et al., "DWM:
+ * A Decomposable Winograd Method for Convolution Acceleration", 2020). Along one direction,
+ * the four outputs y[o] = g0 x[2o] + g1 x[2o+1] + g2 x[2o+2] of a tile read the nine inputs
+ * x[0..8] under it: the odd inputs x[1], x[3], x[5], x[7] meet the middle tap alone (four
+ * "points" where the transformed filter is g1), and the even ones x[0], x[2], .., x[8] the outer
+ * taps (g0, g2) as a two-tap filter over four outputs, done by F(4, 2) in five points. Across
+ * both directions that is 81 points per tile (81 multiplications per channel pair instead of
+ * 144) but only 36 distinct transformed filters ("slices" q of U, laid out as stride 1's 36
+ * points): the 16 odd-odd points share g[1][1] (q 0), the odd-row even-column points share one
+ * slice per column point (q 1-5, four each), the even-row odd-column ones one per row point
+ * (q 6-10, four each), and the 25 even-even points have one each (q 11-35). Points that share a
+ * slice are one product, their tile arrays side by side. Point pr (and pc) 0-3 is the odd input
+ * 2pr+1, 4-8 the even inputs' F(4, 2) point pr-4. */
+static int s2_share(int q)
+{
+    return q == 0 ? 16 : q <= 10 ? 4 : 1;
+}
+
+/* The slice q of point (pr, pc) and the point's place r among the points that share it. */
+static inline __attribute__((always_inline)) void s2_point(int pr, int pc, int *q, int *r)
+{
+    if (pr < 4 && pc < 4) {
+        *q = 0;
+        *r = pr * 4 + pc;
+    } else if (pr < 4) {
+        *q = 1 + (pc - 4);
+        *r = pr;
+    } else if (pc < 4) {
+        *q = 6 + (pr - 4);
+        *r = pc;
+    } else {
+        *q = 11 + (pr - 4) * 5 + (pc - 4);
+        *r = 0;
+    }
+}
+
 /* NPE_CONV_WINOGRAD=0, read on the first plan only (plans are made on every call). */
 static int wino_disabled(void)
 {
@@ -67,8 +103,8 @@ static int wino_disabled(void)
 /* The shapes of weights Winograd may take (some batch and image sizes aside). */
 static int wino_weights_ok(const npe_conv2d_params *p)
 {
-    if (p->transposed || p->groups != 1 || p->kh != 3 || p->kw != 3 || p->sh != 1 ||
-        p->sw != 1 || p->dh != 1 || p->dw != 1)
+    if (p->transposed || p->groups != 1 || p->kh != 3 || p->kw != 3 || p->sh != p->sw ||
+        (p->sh != 1 && p->sh != 2) || p->dh != 1 || p->dw != 1)
         return 0;
     return npe_kcpu_fine_grain ? (int64_t)p->c_in * p->c_out >= 64
                                : p->c_in >= 32 && p->c_out >= 32;
@@ -103,7 +139,9 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     wp->tw = tw;
     wp->th = th;
     wp->units = units;
-    int64_t tb = WINO_BLOCK_FLOATS / (36 * ((int64_t)p->c_in + p->c_out));
+    wp->s2 = p->sh == 2;
+    const int np = wp->s2 ? 81 : 36; /* transform points per tile */
+    int64_t tb = WINO_BLOCK_FLOATS / (np * ((int64_t)p->c_in + p->c_out));
     if (tb < WINO_MIN_TILES)
         tb = WINO_MIN_TILES;
     if (npe_kcpu_fine_grain)
@@ -137,16 +175,23 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     wp->blocks = ceil_div(units, wp->upb);
     const int64_t upb = wp->upb;
     wp->ntasks = wp->blocks * wp->mblocks;
-    wp->tbs = (int64_t)round16(upb * tw + WINO_MAX_WV);
+    /* stride 2: points sharing a slice of U are one product over their tile arrays side by
+     * side, slack included, which the input transform then fills with zeros */
+    wp->tbs = (int64_t)round16(upb * tw + (wp->s2 ? 0 : WINO_MAX_WV));
     wp->lq = tw + 1;
     wp->vxs = point_stride(p->c_in * wp->tbs);
     wp->mxs = point_stride(wp->mrows * wp->tbs);
-    wp->per_thread = (size_t)(36 * (wp->vxs + wp->mxs)) +
-                     round16(6 * 4 * wp->lq) + round16((36 + 16 + 36) * wp->tbs);
+    for (int q = 0; q < 36; q++) {
+        const int64_t k = wp->s2 ? s2_share(q) : 1;
+        wp->vq[q + 1] = wp->vq[q] + point_stride(k * p->c_in * wp->tbs);
+        wp->mq[q + 1] = wp->mq[q] + point_stride(k * wp->mrows * wp->tbs);
+    }
+    wp->per_thread = (size_t)(wp->vq[36] + wp->mq[36]) + round16(6 * 4 * wp->lq) +
+                     round16((np + 16 + np) * wp->tbs);
     wp->shared = round16(36 * (int64_t)p->c_out * p->c_in);
     /* Split by channels, every task of a block would transform the block's inputs again: they
      * are transformed once instead, by all threads, into V's of the blocks after U. */
-    wp->vblock = wp->mblocks > 1 ? 36 * wp->vxs : 0;
+    wp->vblock = wp->mblocks > 1 ? wp->vq[36] : 0;
     wp->shared += (size_t)wp->blocks * wp->vblock;
     return 1;
 }
@@ -209,10 +254,10 @@ static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
 {
     const npe_wino_plan *wp = job->wp;
     float *v = job->scratch + (size_t)thread * wp->per_thread;
-    bf->m = v + 36 * wp->vxs;
-    bf->rows = bf->m + 36 * wp->mxs;
+    bf->m = v + wp->vq[36];
+    bf->rows = bf->m + wp->mq[36];
     bf->d = bf->rows + round16(6 * 4 * wp->lq);
-    bf->o = bf->d + 36 * wp->tbs;
+    bf->o = bf->d + (wp->s2 ? 81 : 36) * wp->tbs;
     bf->msk = (int32_t *)(bf->o + 16 * wp->tbs);
     return v;
 }
@@ -229,14 +274,17 @@ static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t 
      * test hook sends odd row counts through it and the others to OpenBLAS, so the random cases
      * cover both. */
     const int own = npe_kcpu_gemm_small_ok(job->flags, 1) && (!npe_kcpu_fine_grain || m % 2 == 1);
-    for (int xi = 0; xi < 36; xi++) {
-        const float *ux = job->u + (oc0 * 36 + xi) * p->c_in, *vx = v + xi * job->wp->vxs;
+    for (int q = 0; q < 36; q++) {
+        /* stride 2: the k points sharing slice q side by side, k * ts apart per channel */
+        const int64_t k = job->wp->s2 ? s2_share(q) : 1, cols = (k - 1) * ts + n;
+        const float *ux = job->u + (oc0 * 36 + q) * p->c_in, *vx = v + job->wp->vq[q];
+        float *mx = mb + job->wp->mq[q];
         if (own)
-            npe_kcpu_gemm_small_avx2((int)m, (int)n, p->c_in, ux, 36 * p->c_in, vx, (int)ts, 0,
-                                     mb + xi * job->wp->mxs, (int)ts);
+            npe_kcpu_gemm_small_avx2((int)m, (int)cols, p->c_in, ux, 36 * p->c_in, vx,
+                                     (int)(k * ts), 0, mx, (int)(k * ts));
         else
-            npe_blas_sgemm(1, 0, 0, (int)m, (int)n, p->c_in, 1.0f, ux, 36 * p->c_in, vx, (int)ts,
-                           0.0f, mb + xi * job->wp->mxs, (int)ts);
+            npe_blas_sgemm(1, 0, 0, (int)m, (int)cols, p->c_in, 1.0f, ux, 36 * p->c_in, vx,
+                           (int)(k * ts), 0.0f, mx, (int)(k * ts));
     }
 }
 

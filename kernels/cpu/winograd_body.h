@@ -69,6 +69,31 @@ static inline __attribute__((always_inline)) void WB(g3)(VEC g0, VEC g1, VEC g2,
     t[5] = g2;
 }
 
+/* The nine taps of filters oc at input channels [ic0, ic0 + nl) as vectors over the channels
+ * (lanes past nl zero), and the store of a vector's first nl lanes. */
+static inline __attribute__((always_inline)) void WB(filter_taps)(const float *w, int64_t cin,
+                                                                  int64_t oc, int64_t ic0,
+                                                                  int64_t nl, VEC *g)
+{
+    float lanes[9][WV] = {{0}};
+    for (int64_t l = 0; l < nl; l++)
+        for (int e = 0; e < 9; e++)
+            lanes[e][l] = w[(oc * cin + ic0 + l) * 9 + e];
+    for (int e = 0; e < 9; e++)
+        g[e] = WB(ld)(lanes[e]);
+}
+
+static inline __attribute__((always_inline)) void WB(st_lanes)(float *dst, VEC v, int64_t nl)
+{
+    if (nl == WV) {
+        WB(st)(dst, v);
+    } else {
+        float tmp[WV];
+        WB(st)(tmp, v);
+        memcpy(dst, tmp, (size_t)nl * sizeof(float));
+    }
+}
+
 /* U[oc][xi][ic] = G g G^T for filters [oc0, oc1), vectors across input channels: each filter's
  * 36 rows are contiguous, so its stores stay on a few pages. */
 static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
@@ -78,35 +103,126 @@ static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, in
     for (int64_t oc = oc0; oc < oc1; oc++)
         for (int64_t ic0 = 0; ic0 < cin; ic0 += WV) {
             const int64_t nl = cin - ic0 < WV ? cin - ic0 : WV;
-            float lanes[9][WV] = {{0}};
-            for (int64_t l = 0; l < nl; l++)
-                for (int e = 0; e < 9; e++)
-                    lanes[e][l] = w[(oc * cin + ic0 + l) * 9 + e];
+            VEC g[9];
+            WB(filter_taps)(w, cin, oc, ic0, nl, g);
             VEC t[3][6]; /* t[c][k] = (G g)[k][c] */
             for (int c = 0; c < 3; c++)
-                WB(g3)(WB(ld)(lanes[c]), WB(ld)(lanes[3 + c]), WB(ld)(lanes[6 + c]), t[c]);
+                WB(g3)(g[c], g[3 + c], g[6 + c], t[c]);
             for (int k = 0; k < 6; k++) {
                 VEC r[6];
                 WB(g3)(t[0][k], t[1][k], t[2][k], r);
-                for (int l = 0; l < 6; l++) {
-                    float *dst = u + (oc * 36 + k * 6 + l) * cin + ic0;
-                    if (nl == WV) {
-                        WB(st)(dst, r[l]);
-                    } else {
-                        float tmp[WV];
-                        WB(st)(tmp, r[l]);
-                        memcpy(dst, tmp, (size_t)nl * sizeof(float));
-                    }
+                for (int l = 0; l < 6; l++)
+                    WB(st_lanes)(u + (oc * 36 + k * 6 + l) * cin + ic0, r[l], nl);
+            }
+        }
+}
+
+/* ---- Stride 2 (winograd.c: s2_point) ---- */
+/* t = the nine points of taps (g0, g1, g2) along one direction: g1 at the four odd inputs, then
+ * F(4, 2)'s G (rows (1, 0)/2, (1, 1)/2, (1, -1)/6, (1, 2)/6, (0, 1)) on the outer taps. */
+static inline __attribute__((always_inline)) void WB(g9)(VEC g0, VEC g1, VEC g2, VEC *t)
+{
+    const VEC h = WB(set1)(0.5f), s6 = WB(set1)(1.0f / 6.0f);
+    t[0] = t[1] = t[2] = t[3] = g1;
+    t[4] = h * g0;
+    t[5] = h * (g0 + g2);
+    t[6] = s6 * (g0 - g2);
+    t[7] = s6 * (g0 + g2 + g2);
+    t[8] = g2;
+}
+
+/* y = the nine points of inputs x[0..8] along one direction: the odd inputs, then F(4, 2)'s B^T
+ * (rows (2, -1, -2, 1, 0), (0, 2, 1, -1, 0), (0, -2, 3, -1, 0), (0, -1, 0, 1, 0),
+ * (0, 2, -1, -2, 1), the first four scaled to integers against G's) on the even ones. */
+static inline __attribute__((always_inline)) void WB(bt9)(const VEC *x, VEC *y)
+{
+    const VEC two = WB(set1)(2.0f), three = WB(set1)(3.0f);
+    const VEC d0 = x[0], d1 = x[2], d2 = x[4], d3 = x[6], d4 = x[8];
+    const VEC e = d3 - d1;
+    y[0] = x[1];
+    y[1] = x[3];
+    y[2] = x[5];
+    y[3] = x[7];
+    y[4] = two * (d0 - d2) + e;
+    y[5] = two * d1 + d2 - d3;
+    y[6] = three * d2 - two * d1 - d3;
+    y[7] = e;
+    y[8] = d4 - d2 - two * e;
+}
+
+/* o = the four outputs of nine points m along one direction: the odd points are outputs
+ * already, plus F(4, 2)'s A^T (rows (1, 1, 1, 1, 0), (0, 1, -1, 2, 0), (0, 1, 1, 4, 0),
+ * (0, 1, -1, 8, 1)) of the others. */
+static inline __attribute__((always_inline)) void WB(at9)(const VEC *m, VEC *o)
+{
+    const VEC s = m[5] + m[6], d = m[5] - m[6];
+    o[0] = m[0] + m[4] + s + m[7];
+    o[1] = m[1] + d + WB(set1)(2.0f) * m[7];
+    o[2] = m[2] + s + WB(set1)(4.0f) * m[7];
+    o[3] = m[3] + d + WB(set1)(8.0f) * m[7] + m[8];
+}
+
+/* U[oc][q][ic] for filters [oc0, oc1): point (pr, pc) of each slice q's first sharer. */
+static void WB(filters_s2)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
+                           int64_t oc1)
+{
+    const int64_t cin = p->c_in;
+    for (int64_t oc = oc0; oc < oc1; oc++)
+        for (int64_t ic0 = 0; ic0 < cin; ic0 += WV) {
+            const int64_t nl = cin - ic0 < WV ? cin - ic0 : WV;
+            VEC g[9];
+            WB(filter_taps)(w, cin, oc, ic0, nl, g);
+            VEC t[3][9]; /* t[c][pr]: filter column c at row point pr */
+            for (int c = 0; c < 3; c++)
+                WB(g9)(g[c], g[3 + c], g[6 + c], t[c]);
+            for (int pr = 0; pr < 9; pr++) {
+                VEC r[9];
+                WB(g9)(t[0][pr], t[1][pr], t[2][pr], r);
+                for (int pc = 0; pc < 9; pc++) {
+                    int q, rr;
+                    s2_point(pr, pc, &q, &rr);
+                    if (rr == 0)
+                        WB(st_lanes)(u + (oc * 36 + q) * cin + ic0, r[pc], nl);
                 }
             }
         }
+}
+
+/* Where each point's tile arrays start in V (or M, from mq) and how far apart successive
+ * channels' are: the k points sharing a slice lie side by side in one row per channel. */
+static void WB(s2_places)(const npe_wino_plan *wp, const int64_t *qoff, int64_t *start,
+                          int64_t *step)
+{
+    for (int pr = 0; pr < 9; pr++)
+        for (int pc = 0; pc < 9; pc++) {
+            int q, r;
+            s2_point(pr, pc, &q, &r);
+            start[pr * 9 + pc] = qoff[q] + r * wp->tbs;
+            step[pr * 9 + pc] = s2_share(q) * wp->tbs;
+        }
+}
+
+/* The 81 points of a tile column-pass: x[a][pc] (rows through bt9) to V, t of channel ic. */
+static inline __attribute__((always_inline)) void WB(columns9)(VEC x[9][9], float *v,
+                                                               const int64_t *start,
+                                                               const int64_t *step, int64_t ic,
+                                                               int64_t t)
+{
+    for (int pc = 0; pc < 9; pc++) {
+        VEC col[9], o[9];
+        for (int a = 0; a < 9; a++)
+            col[a] = x[a][pc];
+        WB(bt9)(col, o);
+        for (int pr = 0; pr < 9; pr++)
+            WB(st)(v + start[pr * 9 + pc] + ic * step[pr * 9 + pc] + t, o[pr]);
+    }
 }
 
 static void WB(filter_tasks)(void *arg, int64_t begin, int64_t end, int thread)
 {
     const wino_job *job = arg;
     (void)thread;
-    WB(filters)(job->p, job->w, job->u, begin, end);
+    (job->p->sh == 2 ? WB(filters_s2) : WB(filters))(job->p, job->w, job->u, begin, end);
 }
 
 /* The column pass of the input transform on r (rows already through B^T), stored to the 36
@@ -124,9 +240,9 @@ static inline __attribute__((always_inline)) void WB(columns)(VEC r[6][6], float
 }
 
 #ifdef WB_GATHER
-/* Columns 0-5 of eight rows of eight (r[l] lane c -> o[c] lane l): the 8x8 transpose less its
- * last two outputs. */
-static inline __attribute__((always_inline)) void WB(transpose86)(const __m256 *r, VEC *o)
+/* Eight rows of eight transposed: r[l] lane c -> o[c] lane l (callers that use only the
+ * first columns leave the rest to dead-code elimination). */
+static inline __attribute__((always_inline)) void WB(transpose8)(const __m256 *r, VEC *o)
 {
     const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
     const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
@@ -142,6 +258,8 @@ static inline __attribute__((always_inline)) void WB(transpose86)(const __m256 *
     o[3] = (VEC)_mm256_permute2f128_ps(s3, s7, 0x20);
     o[4] = (VEC)_mm256_permute2f128_ps(s0, s4, 0x31);
     o[5] = (VEC)_mm256_permute2f128_ps(s1, s5, 0x31);
+    o[6] = (VEC)_mm256_permute2f128_ps(s2, s6, 0x31);
+    o[7] = (VEC)_mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
 /* WB(inputs) with AVX2 loads straight from x, eight tiles at a time: each row of a tile's input
@@ -186,8 +304,8 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
                     if (ic + 1 < ic1)
                         _mm_prefetch((const char *)(xc + (uintptr_t)((e + hw) * 4)), _MM_HINT_T0);
                 }
-                VEC x[6];
-                WB(transpose86)(rw, x);
+                VEC x[8];
+                WB(transpose8)(rw, x);
                 WB(bt)(x, r[a]);
             }
             WB(columns)(r, vc + t, xs);
@@ -195,6 +313,109 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
     }
 }
 #endif
+
+#ifdef WB_GATHER
+/* WB(inputs_s2) with AVX2 loads as WB(inputs_gather): the first eight columns of each row of a
+ * tile's 9x9 input block by a masked load, the ninth element by itself. */
+static void WB(inputs_s2_rows)(const wino_job *job, int64_t u0, int64_t n, float *v,
+                               const wino_bufs *bf, int64_t ic0, int64_t ic1)
+{
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw, w = p->w_in;
+    const int64_t ts = wp->tbs;
+    int64_t start[81], step[81];
+    WB(s2_places)(wp, wp->vq, start, step);
+    int32_t *off = (int32_t *)bf->d, *row0 = off + ts, *c8 = row0 + ts, *cmask = bf->msk;
+    for (int64_t t = 0; t < ts; t++) { /* past n: no row inside, zeros in the slack */
+        const int64_t u = u0 + t / tw, j = t % tw;
+        const int64_t img = u / wp->th, r0 = 8 * (u % wp->th) - p->ph, c0 = 8 * j - p->pw;
+        off[t] = t < n ? (int32_t)(img * cin * hw + r0 * w + c0) : 0;
+        row0[t] = t < n ? (int32_t)r0 : -9;
+        c8[t] = c0 + 8 >= 0 && c0 + 8 < w;
+        for (int l = 0; l < 8; l++)
+            cmask[t * 8 + l] = c0 + l >= 0 && c0 + l < w ? -1 : 0;
+    }
+    const unsigned h = (unsigned)p->h_in;
+    for (int64_t ic = ic0; ic < ic1; ic++) {
+        const uintptr_t xc = (uintptr_t)(job->x + ic * hw);
+        for (int64_t t = 0; t < ts; t += 8) {
+            __m256i cm[8];
+            memcpy(cm, cmask + t * 8, sizeof(cm));
+            VEC r[9][9];
+            for (int a = 0; a < 9; a++) {
+                __m256 rw[8];
+                float last[8]; /* the ninth column: a vector built in registers below */
+                for (int l = 0; l < 8; l++) {
+                    const int inside = (unsigned)(row0[t + l] + a) < h;
+                    const __m256i m = inside ? cm[l] : _mm256_setzero_si256();
+                    const intptr_t e = (intptr_t)off[t + l] + (intptr_t)a * (intptr_t)w;
+                    const float *src = (const float *)(xc + (uintptr_t)(e * 4));
+                    rw[l] = _mm256_maskload_ps(src, m);
+                    last[l] = inside && c8[t + l] ? src[8] : 0.0f;
+                    if (ic + 1 < ic1)
+                        _mm_prefetch((const char *)(xc + (uintptr_t)((e + hw) * 4)), _MM_HINT_T0);
+                }
+                VEC x[9];
+                WB(transpose8)(rw, x);
+                x[8] = (VEC)_mm256_set_ps(last[7], last[6], last[5], last[4], last[3], last[2],
+                                          last[1], last[0]);
+                WB(bt9)(x, r[a]);
+            }
+            WB(columns9)(r, v, start, step, ic, t);
+        }
+    }
+}
+#endif
+
+/* Stride 2: V for input channels [ic0, ic1) and the n tiles of units [u0, u1), the slack of
+ * every point's tile arrays (n to tbs) zero. */
+static void WB(inputs_s2)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
+                          const wino_bufs *bf, int64_t ic0, int64_t ic1)
+{
+#ifdef WB_GATHER
+    if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
+        WB(inputs_s2_rows)(job, u0, n, v, bf, ic0, ic1);
+        return;
+    }
+#endif
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw, w = p->w_in;
+    const int64_t ts = wp->tbs;
+    int64_t start[81], step[81];
+    WB(s2_places)(wp, wp->vq, start, step);
+    for (int64_t ic = ic0; ic < ic1; ic++) {
+        /* the 9x9 blocks copied out as 81 arrays over the tiles */
+        for (int e = 0; e < 81; e++)
+            memset(bf->d + e * ts + n, 0, (size_t)(ts - n) * sizeof(float));
+        for (int64_t u = u0; u < u1; u++) {
+            const int64_t img = u / wp->th, r0 = 8 * (u % wp->th) - p->ph, t0 = (u - u0) * tw;
+            const float *xp = job->x + (img * cin + ic) * hw;
+            for (int a = 0; a < 9; a++) {
+                const int64_t ih = r0 + a;
+                const int row_in = ih >= 0 && ih < p->h_in;
+                for (int c = 0; c < 9; c++) {
+                    float *dst = bf->d + (a * 9 + c) * ts + t0;
+                    for (int64_t j = 0; j < tw; j++) {
+                        const int64_t iw = 8 * j - p->pw + c;
+                        dst[j] = row_in && iw >= 0 && iw < w ? xp[ih * w + iw] : 0.0f;
+                    }
+                }
+            }
+        }
+        for (int64_t t = 0; t < ts; t += WV) {
+            VEC r[9][9];
+            for (int a = 0; a < 9; a++) {
+                VEC x[9];
+                for (int c = 0; c < 9; c++)
+                    x[c] = WB(ld)(bf->d + (a * 9 + c) * ts + t);
+                WB(bt9)(x, r[a]);
+            }
+            WB(columns9)(r, v, start, step, ic, t);
+        }
+    }
+}
 
 /* V[xi][ic][t] for input channels [ic0, ic1) and the n tiles of units [u0, u1) (tile t =
  * (u - u0) * tw + j). */
@@ -238,8 +459,8 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
     }
 }
 
-/* Output channels [oc0, oc0 + m) of units [u0, u1) from M[xi][oc - oc0][t], with the bias and
- * the epilogue. */
+/* Output channels [oc0, oc0 + m) of units [u0, u1) from M[xi][oc - oc0][t] (stride 2: from its
+ * 81 points), with the bias and the epilogue. */
 static void WB(outputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, int64_t oc0,
                         int64_t m, const float *mb, const wino_bufs *bf)
 {
@@ -247,11 +468,31 @@ static void WB(outputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, 
     const npe_wino_plan *wp = job->wp;
     const int64_t ts = wp->tbs, ms = wp->mxs, wo = p->w_out, ho = p->h_out, tw = wp->tw;
     const int64_t hw = ho * wo;
+    int64_t start[81], step[81];
+    if (wp->s2)
+        WB(s2_places)(wp, wp->mq, start, step);
     for (int64_t i = 0; i < m; i++) {
         const int64_t oc = oc0 + i;
         const float *mc = mb + i * ts;
         const VEC bias = WB(set1)(job->b ? job->b[oc] : 0.0f);
-        for (int64_t t = 0; t < n; t += WV) {
+        for (int64_t t = 0; wp->s2 && t < n; t += WV) {
+            VEC s[4][9]; /* s[r][pc]: column pc of M after the row pass */
+            for (int pc = 0; pc < 9; pc++) {
+                VEC col[9], o[4];
+                for (int pr = 0; pr < 9; pr++)
+                    col[pr] = WB(ld)(mb + start[pr * 9 + pc] + i * step[pr * 9 + pc] + t);
+                WB(at9)(col, o);
+                for (int r = 0; r < 4; r++)
+                    s[r][pc] = o[r];
+            }
+            for (int r = 0; r < 4; r++) {
+                VEC o[4];
+                WB(at9)(s[r], o);
+                for (int c = 0; c < 4; c++)
+                    WB(st)(bf->o + (r * 4 + c) * ts + t, o[c] + bias);
+            }
+        }
+        for (int64_t t = 0; !wp->s2 && t < n; t += WV) {
             VEC s[4][6]; /* s[r][b]: column b of M after A^T along the rows */
             for (int b = 0; b < 6; b++) {
                 VEC col[6], o[4];
@@ -310,6 +551,8 @@ static void WB(block_tasks)(void *arg, int64_t begin, int64_t end, int thread)
         const int64_t n = (u1 - u0) * wp->tw;
         if (wp->vblock)
             v = job->vsh + blk * wp->vblock; /* transformed by input_tasks */
+        else if (have != blk && wp->s2)
+            WB(inputs_s2)(job, u0, u1, n, v, &bf, 0, p->c_in);
         else if (have != blk)
             WB(inputs)(job, u0, u1, n, v, &bf, 0, p->c_in);
         have = blk;
@@ -332,7 +575,8 @@ static void WB(input_tasks)(void *arg, int64_t begin, int64_t end, int thread)
         const int64_t ic1 = end - blk * cin < cin ? end - blk * cin : cin;
         const int64_t u0 = blk * wp->upb;
         const int64_t u1 = u0 + wp->upb < wp->units ? u0 + wp->upb : wp->units;
-        WB(inputs)(job, u0, u1, (u1 - u0) * wp->tw, job->vsh + blk * wp->vblock, &bf, ic0, ic1);
+        (wp->s2 ? WB(inputs_s2) : WB(inputs))(job, u0, u1, (u1 - u0) * wp->tw,
+                                               job->vsh + blk * wp->vblock, &bf, ic0, ic1);
         begin += ic1 - ic0;
     }
 }
