@@ -469,9 +469,11 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
                 p->h_in /= 2, p->w_in /= 2;
             }
             break;
-        case 11: /* small images, many output channels: blocks of channels per thread */
+        case 11: /* small images, many output channels: blocks of channels per thread; now
+                  * and then many input channels too (the small GEMM's row-block order for long
+                  * rows and few columns) */
             p->n = rng_int(r, 1, 2);
-            cin_g = rng_int(r, 4, 40);
+            cin_g = rng_chance(r, 25) ? rng_int(r, 256, 300) : rng_int(r, 4, 40);
             cout_g = rng_int(r, 40, 100);
             p->h_in = rng_int(r, 2, 9);
             p->w_in = rng_int(r, 2, 9);
