@@ -423,8 +423,9 @@ def main():
     ap.add_argument("--only", default="forward,conv,sens")
     ap.add_argument("--rounds", type=int, default=5, help="alternating forward rounds")
     ap.add_argument("--round-s", type=float, default=0.6, help="seconds per forward round")
-    ap.add_argument("--sens-repeats", type=int, default=1,
-                    help="runs of each analysis (best kept)")
+    ap.add_argument("--sens-repeats", type=int, default=2,
+                    help="runs of each analysis, ours and PyTorch's in turn (best of each kept: "
+                         "a shared machine's load comes and goes)")
     ap.add_argument("--sens-batch", type=int, default=32)
     ap.add_argument("--sens-workers", type=int, default=1,
                     help="lbprune [run] workers (threads = --threads / workers)")
