@@ -496,6 +496,16 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
     }
 }
 
+/* Weights within +-1, or within +-360 / K for sums of K > 360 products (the wide cases): the
+ * tolerances below are for the rounding of sums that size, which an activation that clamps the
+ * range (hardtanh, hardsigmoid) would otherwise measure against outputs a fraction of the
+ * sum's size. */
+static float weight_scale(const npe_conv2d_params *p)
+{
+    const double k = (double)(p->transposed ? p->c_out : p->c_in) / p->groups * p->kh * p->kw;
+    return k > 360.0 ? (float)(360.0 / k) : 1.0f;
+}
+
 static void test_conv2d(ctx *cx, rng *r)
 {
     npe_conv2d_params p;
@@ -509,7 +519,8 @@ static void test_conv2d(ctx *cx, rng *r)
     const size_t wn = p.transposed ? (size_t)p.c_in * (p.c_out / p.groups) * p.kh * p.kw
                                    : (size_t)p.c_out * (p.c_in / p.groups) * p.kh * p.kw;
     add_input(&c, r, (size_t)p.n * p.c_in * p.h_in * p.w_in, -1.0f, 1.0f, 0);
-    add_input(&c, r, wn, -1.0f, 1.0f, 0);
+    const float ws = weight_scale(&p);
+    add_input(&c, r, wn, -ws, ws, 0);
     if (rng_chance(r, 75))
         add_input(&c, r, (size_t)p.c_out, -1.0f, 1.0f, 0);
     c.out_n = (size_t)p.n * p.c_out * p.h_out * p.w_out;
@@ -599,7 +610,8 @@ static void test_conv2d_ep(ctx *cx, rng *r)
     const size_t wn = p->transposed ? (size_t)p->c_in * (p->c_out / p->groups) * p->kh * p->kw
                                     : (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
     add_input(&c, r, (size_t)p->n * p->c_in * p->h_in * p->w_in, -1.0f, 1.0f, 0);
-    add_input(&c, r, wn, -1.0f, 1.0f, 0);
+    const float ws = weight_scale(p);
+    add_input(&c, r, wn, -ws, ws, 0);
     if (cp.bias)
         add_input(&c, r, (size_t)p->c_out, -1.0f, 1.0f, 0);
     if (cp.affine) {
@@ -608,7 +620,13 @@ static void test_conv2d_ep(ctx *cx, rng *r)
     }
     c.out_n = (size_t)p->n * p->c_out * p->h_out * p->w_out;
     c.tol = 2e-4; /* as conv2d, times the scale (<= 2) the affine applies */
-    c.floor = 1.0;
+    /* against the sums' scale (their standard deviation, about sqrt(K) * ws / 3, times the
+     * affine's): an activation that clamps (hardsigmoid, hardtanh) leaves outputs a fraction of
+     * it, while the rounding it passes on comes from the sums */
+    const double kk = (double)(p->transposed ? p->c_out : p->c_in) / p->groups * p->kh * p->kw;
+    c.floor = sqrt(kk) * ws / 3.0 * (cp.affine ? 2.0 : 1.0);
+    if (c.floor < 1.0)
+        c.floor = 1.0;
     c.entry = offsetof(npe_kernels, conv2d_ep);
     c.call = conv_ep_call;
     c.params = &cp;

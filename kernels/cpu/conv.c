@@ -181,7 +181,7 @@ static void make_plan(const npe_conv2d_params *p, int nthreads, unsigned flags, 
         pl->path = PATH_GEMM_1X1;
         pl->kdim = pl->cin_g;
         split_columns(pl, units, 1);
-    } else if ((flags & NPE_KCPU_SIMD) && npe_kcpu_wino_plan(p, pl->nthreads, &pl->wino)) {
+    } else if ((flags & NPE_KCPU_SIMD) && npe_kcpu_wino_plan(flags, p, pl->nthreads, &pl->wino)) {
         pl->path = PATH_WINOGRAD;
     } else {
         pl->path = PATH_IM2COL;

@@ -72,6 +72,7 @@ typedef struct npe_wino_plan {
     int64_t vxs, mxs;     /* floats between the transform points of V (Cin rows of tbs) and of M
                            * (mrows rows): an odd number of cache lines */
     int s2;               /* stride 2: 81 points per tile over 36 slices of U (winograd.c) */
+    int packed;           /* U's slices packed for npe_kcpu_gemm_packed_avx2 (the AVX2 level) */
     int64_t vq[37], mq[37]; /* where V's and M's points of U slice q start; [36]: their floats */
     int64_t lq;           /* floats per phase of a phased input row */
     size_t per_thread;    /* scratch floats per thread, multiple of 16 */
@@ -83,7 +84,8 @@ typedef struct npe_wino_plan {
 /* Fills *wp and returns 1 when p takes the Winograd path with nthreads threads, else 0 (not 3x3
  * stride 1 or 2 undilated ungrouped, too few channels or tiles, or NPE_CONV_WINOGRAD=0 in the
  * environment). */
-int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp);
+int npe_kcpu_wino_plan(unsigned flags, const npe_conv2d_params *p, int nthreads,
+                       npe_wino_plan *wp);
 size_t npe_kcpu_wino_scratch_floats(const npe_wino_plan *wp);
 /* conv2d (+ epilogue ep, may be NULL) on wp->nthreads threads of ex; scratch holds
  * npe_kcpu_wino_scratch_floats(wp) floats, 64-byte aligned. prep: the filters transformed by
@@ -105,6 +107,12 @@ void npe_kcpu_wino_prep(const npe_kexec *ex, unsigned flags, const npe_conv2d_pa
 int npe_kcpu_gemm_small_ok(unsigned flags, int m);
 void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
                               int ldb, int acc, float *c, int ldc);
+/* C (m x n, ldc) = A B with A packed: its rows in groups of six from the first (the last group
+ * m % 6 wide when that is not 0), group g's element (r, p) at a[6 * g * k + p * width + r]; the
+ * kernel's broadcasts then read one contiguous stream (Winograd's U, laid out so when prepared
+ * for AVX2: winograd.c). Any CPU may call it only where npe_kcpu_gemm_small_ok(flags, 1). */
+void npe_kcpu_gemm_packed_avx2(int m, int n, int k, const float *a, const float *b, int ldb,
+                               float *c, int ldc);
 
 /* Threads a kernel may split over: 1 without an exec, without threads or when THREADS is masked
  * (the masked variants pass a serial copy of ex, see serial_exec). */

@@ -4,8 +4,9 @@
  * pass over the data that its compute amortises only over many rows; with 16-64 output channels
  * (YOLO-style necks and heads) that pass costs about as much as the products. Here B is read once
  * per block of six rows, from cache: panels of 16 columns are at most K * 64 bytes. Winograd's
- * products also use it for wide blocks, where OpenBLAS would pack the rows of U again for each
- * of the 36 products. */
+ * products use the same blocks on A packed once when the filters are transformed
+ * (npe_kcpu_gemm_packed_avx2), where OpenBLAS would pack the rows of U again for each of the 36
+ * products of every block of tiles. */
 #include <string.h>
 
 #include "cpu.h"
@@ -126,6 +127,90 @@ void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, cons
     }
 }
 
+/* ---- A packed in groups of six rows ---- */
+/* Rows [0, MR) of a group whose element (r, p) is at a[p * acs + r] (acs: the group's width, six
+ * but for the last) x columns [j, j + 16) of C; otherwise as the blocks above. */
+#define PACKED_BLOCK_IMPL(NAME, MR, FULL)                                                        \
+    static void NAME(int nc, int k, const float *a, int acs, const float *b, int ldb, float *c,  \
+                     int ldc)                                                                    \
+    {                                                                                            \
+        __m256 s0[MR], s1[MR];                                                                   \
+        __m256i m0, m1;                                                                          \
+        tail_masks(FULL ? 16 : nc, &m0, &m1);                                                    \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                        \
+            s0[r] = _mm256_setzero_ps();                                                         \
+            s1[r] = _mm256_setzero_ps();                                                         \
+        }                                                                                        \
+        const float *ap = a;                                                                     \
+        for (int p = 0; p < k; p++, ap += acs) {                                                 \
+            const float *bp = b + (size_t)p * ldb;                                               \
+            const __m256 b0 = FULL ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m0);           \
+            const __m256 b1 = FULL ? _mm256_loadu_ps(bp + 8) : _mm256_maskload_ps(bp + 8, m1);   \
+            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                 \
+            {                                                                                    \
+                const __m256 ar = _mm256_broadcast_ss(ap + r);                                   \
+                s0[r] = _mm256_fmadd_ps(ar, b0, s0[r]);                                          \
+                s1[r] = _mm256_fmadd_ps(ar, b1, s1[r]);                                          \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                        \
+            if (FULL) {                                                                          \
+                _mm256_storeu_ps(c + r * ldc, s0[r]);                                            \
+                _mm256_storeu_ps(c + r * ldc + 8, s1[r]);                                        \
+            } else {                                                                             \
+                _mm256_maskstore_ps(c + r * ldc, m0, s0[r]);                                     \
+                _mm256_maskstore_ps(c + r * ldc + 8, m1, s1[r]);                                 \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+#define PACKED_BLOCK(MR)                                                                          \
+    PACKED_BLOCK_IMPL(pfull_##MR, MR, 1)                                                         \
+    PACKED_BLOCK_IMPL(ppart_##MR, MR, 0)                                                         \
+    static void pblock_##MR(int nc, int k, const float *a, int acs, const float *b, int ldb,    \
+                            float *c, int ldc)                                                   \
+    {                                                                                            \
+        if (nc == 16)                                                                            \
+            pfull_##MR(nc, k, a, acs, b, ldb, c, ldc);                                           \
+        else                                                                                     \
+            ppart_##MR(nc, k, a, acs, b, ldb, c, ldc);                                           \
+    }
+
+PACKED_BLOCK(6)
+PACKED_BLOCK(4)
+PACKED_BLOCK(2)
+PACKED_BLOCK(1)
+
+void npe_kcpu_gemm_packed_avx2(int m, int n, int k, const float *a, const float *b, int ldb,
+                               float *c, int ldc)
+{
+    for (int j = 0; j < n; j += 16) {
+        const int nc = n - j < 16 ? n - j : 16;
+        for (int g = 0; g < m; g += 6) {
+            const int w = m - g < 6 ? m - g : 6;
+            const float *ag = a + (size_t)g * k;
+            float *cg = c + (size_t)g * ldc + j;
+            int r = 0;
+            if (w == 6) {
+                pblock_6(nc, k, ag, 6, b + j, ldb, cg, ldc);
+                continue;
+            }
+            if (w - r >= 4) {
+                pblock_4(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+                r += 4;
+            }
+            if (w - r >= 2) {
+                pblock_2(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+                r += 2;
+            }
+            if (w - r >= 1)
+                pblock_1(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+        }
+    }
+}
+
 NPE_KCPU_AVX2_END
 #else
 void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
@@ -133,6 +218,12 @@ void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, cons
 {
     (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)acc, (void)c;
     (void)ldc;
+}
+
+void npe_kcpu_gemm_packed_avx2(int m, int n, int k, const float *a, const float *b, int ldb,
+                               float *c, int ldc)
+{
+    (void)m, (void)n, (void)k, (void)a, (void)b, (void)ldb, (void)c, (void)ldc;
 }
 #endif
 

@@ -1,19 +1,21 @@
-/* 3x3 stride-1 convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, "Fast
- * Algorithms for Convolutional Neural Networks", 2016): each 4x4 block of outputs ("tile") comes
- * from the 6x6 block of inputs under it with 36 multiplications per (input, output) channel pair
- * instead of 144. Per block of tiles:
+/* 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016): each 4x4 block of outputs ("tile") comes from the
+ * 6x6 block of inputs under it with 36 multiplications per (input, output) channel pair instead
+ * of 144. Per block of tiles:
  *
  *   V[xi][ic][t] = (B^T d B)[xi]   for the 6x6 input block d of tile t in channel ic
- *   M[xi]        = U[.][xi] @ V[xi] 36 sgemms: (Cout x Cin) @ (Cin x tiles)
+ *   M[xi]        = U[.][xi] @ V[xi] 36 products: (Cout x Cin) @ (Cin x tiles)
  *   y tile       = A^T M A          plus the bias, then the fused epilogue
  *
- * where U[oc][xi][ic] = (G g G^T)[xi] is the filter g transformed once per call. The transforms
- * run on vectors across the tiles of a block (winograd_body.h, once with the portable four-float
- * vectors and once for AVX2+FMA, chosen at run time): the portable instance splits input rows
- * into their four column phases and copies each tile's 6x6 block out as 36 arrays over the
- * tiles; the AVX2 one gathers them from the input directly. Results differ from the direct sum by
- * rounding only (the transforms scale by at most 8 and 1/24), within the 1e-4 relative tolerance
- * the kernel tests hold every conv path to. */
+ * where U[oc][xi][ic] = (G g G^T)[xi] is the filter g transformed once per call, or prepared once
+ * for many (npe_kcpu_wino_prep). Stride 2 takes the same steps with 81 points per tile (see
+ * s2_point below). The transforms run on vectors across the tiles of a block (winograd_body.h,
+ * once with the portable four-float vectors and once for AVX2+FMA, chosen at run time): the
+ * portable instance splits input rows into their four column phases and copies each tile's
+ * input block out as arrays over the tiles; the AVX2 one loads each row of eight tiles' blocks
+ * and transposes them, and keeps U packed for its own product kernel (wino_packed). Results
+ * differ from the direct sum by rounding only (the transforms scale by at most 8 and 1/24),
+ * within the 1e-4 relative tolerance the kernel tests hold every conv path to. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +119,19 @@ size_t npe_kcpu_wino_prep_bytes(const npe_conv2d_params *p)
     return 36 * (size_t)p->c_out * (size_t)p->c_in * sizeof(float);
 }
 
-int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *wp)
+/* Where the AVX2 kernel runs the products, U's slices are packed for it (each slice's rows in
+ * groups of six, a group's six elements of an input channel side by side: one stream for the
+ * kernel's broadcasts instead of six rows 36 * Cin floats apart), made so by the AVX2 instance's
+ * filter transform; elsewhere OpenBLAS reads U[oc][q][ic] as it is. (The same products in a
+ * harness, 36 slices from memory: 256 x 512 by 32 tiles 80 -> 86 GF/s, 256 x 256 by 64 75 ->
+ * 92, 128 x 128 by 64 80 -> 110.) */
+static int wino_packed(unsigned flags)
+{
+    return npe_kcpu_gemm_small_ok(flags, 1);
+}
+
+int npe_kcpu_wino_plan(unsigned flags, const npe_conv2d_params *p, int nthreads,
+                       npe_wino_plan *wp)
 {
     memset(wp, 0, sizeof(*wp));
     if (!wino_weights_ok(p))
@@ -136,6 +150,7 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
     if (wino_disabled())
         return 0;
     wp->nthreads = nthreads < 1 ? 1 : nthreads;
+    wp->packed = wino_packed(flags);
     wp->tw = tw;
     wp->th = th;
     wp->units = units;
@@ -164,7 +179,9 @@ int npe_kcpu_wino_plan(const npe_conv2d_params *p, int nthreads, npe_wino_plan *
         if (npe_kcpu_fine_grain && want < 2)
             want = 2;
         int64_t rows = ceil_div(p->c_out, want);
-        if (!npe_kcpu_fine_grain) /* whole register blocks of sgemm's kernel */
+        if (wino_packed(flags)) /* whole groups of packed rows */
+            rows = ceil_div(rows, 6) * 6;
+        else if (!npe_kcpu_fine_grain) /* whole register blocks of sgemm's kernel */
             rows = ceil_div(rows, 16) * 16;
         if (rows > p->c_out)
             rows = p->c_out;
@@ -262,29 +279,26 @@ static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
     return v;
 }
 
-/* M[xi] = U[.][xi] (rows oc0.. of m, 36 * Cin apart) @ V[xi] over n tiles: 36 single-threaded sgemms. */
+/* M[q] = U's slice q (rows oc0.. of m) @ V[q] over n tiles: 36 single-threaded products, by
+ * the AVX2 kernel on packed slices or by OpenBLAS on U[oc][q][ic]. */
 static void block_products(const wino_job *job, int64_t n, int64_t oc0, int64_t m, const float *v,
                            float *mb)
 {
     const npe_conv2d_params *p = job->p;
     const int64_t ts = job->wp->tbs;
-    /* The AVX2 kernel reads U in place where OpenBLAS packs its rows again for each of the 36
-     * products of every block (`lbprune sens` on bench/'s resnet18 config with prepared filters:
-     * 14.6 s against 15.4 s with OpenBLAS for blocks under 64 tiles or 128 rows). It runs whether U is prepared or made here, so both give the same results. The
-     * test hook sends odd row counts through it and the others to OpenBLAS, so the random cases
-     * cover both. */
-    const int own = npe_kcpu_gemm_small_ok(job->flags, 1) && (!npe_kcpu_fine_grain || m % 2 == 1);
     for (int q = 0; q < 36; q++) {
         /* stride 2: the k points sharing slice q side by side, k * ts apart per channel */
         const int64_t k = job->wp->s2 ? s2_share(q) : 1, cols = (k - 1) * ts + n;
-        const float *ux = job->u + (oc0 * 36 + q) * p->c_in, *vx = v + job->wp->vq[q];
+        const float *vx = v + job->wp->vq[q];
         float *mx = mb + job->wp->mq[q];
-        if (own)
-            npe_kcpu_gemm_small_avx2((int)m, (int)cols, p->c_in, ux, 36 * p->c_in, vx,
-                                     (int)(k * ts), 0, mx, (int)(k * ts));
+        if (job->wp->packed) /* oc0 starts a group of six */
+            npe_kcpu_gemm_packed_avx2((int)m, (int)cols, p->c_in,
+                                      job->u + ((int64_t)q * p->c_out + oc0) * p->c_in, vx,
+                                      (int)(k * ts), mx, (int)(k * ts));
         else
-            npe_blas_sgemm(1, 0, 0, (int)m, (int)cols, p->c_in, 1.0f, ux, 36 * p->c_in, vx,
-                           (int)(k * ts), 0.0f, mx, (int)(k * ts));
+            npe_blas_sgemm(1, 0, 0, (int)m, (int)cols, p->c_in, 1.0f,
+                           job->u + (oc0 * 36 + q) * p->c_in, 36 * p->c_in, vx, (int)(k * ts),
+                           0.0f, mx, (int)(k * ts));
     }
 }
 
@@ -356,7 +370,7 @@ void npe_kcpu_wino_run(const npe_kexec *ex, unsigned flags, const npe_conv2d_par
     if (prep)
         job.u = (float *)prep; /* read only: the filter pass is skipped */
 #if NPE_KCPU_AVX2_CODE
-    if (flags & NPE_KCPU_AVX2) {
+    if (wp->packed) { /* the AVX2 instance makes and reads U packed */
         wino_run_avx2(ex, &job);
         return;
     }
@@ -372,7 +386,7 @@ void npe_kcpu_wino_prep(const npe_kexec *ex, unsigned flags, const npe_conv2d_pa
     job.w = w;
     job.u = prep;
 #if NPE_KCPU_AVX2_CODE
-    if (flags & NPE_KCPU_AVX2) {
+    if (wino_packed(flags)) { /* as npe_kcpu_wino_run: packed for the AVX2 instance */
         kcpu_for(ex, p->c_out, wino_filter_tasks_avx2, &job);
         return;
     }

@@ -94,8 +94,26 @@ static inline __attribute__((always_inline)) void WB(st_lanes)(float *dst, VEC v
     }
 }
 
-/* U[oc][xi][ic] = G g G^T for filters [oc0, oc1), vectors across input channels: each filter's
- * 36 rows are contiguous, so its stores stay on a few pages. */
+/* Slice q of filter oc at input channels [ic0, ic0 + nl): U[oc][q][ic] in the portable instance,
+ * packed for npe_kcpu_gemm_packed_avx2 in the AVX2 one (winograd.c: wino_packed). */
+static inline __attribute__((always_inline)) void WB(u_store)(const npe_conv2d_params *p,
+                                                              float *u, int64_t oc, int q,
+                                                              int64_t ic0, VEC v, int64_t nl)
+{
+    const int64_t cin = p->c_in;
+#ifdef WB_GATHER
+    const int64_t g = oc / 6 * 6, w = p->c_out - g < 6 ? p->c_out - g : 6;
+    float *dst = u + ((int64_t)q * p->c_out + g) * cin + ic0 * w + (oc - g);
+    float tmp[WV];
+    WB(st)(tmp, v);
+    for (int64_t l = 0; l < nl; l++)
+        dst[l * w] = tmp[l];
+#else
+    WB(st_lanes)(u + (oc * 36 + q) * cin + ic0, v, nl);
+#endif
+}
+
+/* U's slices G g G^T for filters [oc0, oc1), vectors across input channels. */
 static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
                         int64_t oc1)
 {
@@ -112,7 +130,7 @@ static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, in
                 VEC r[6];
                 WB(g3)(t[0][k], t[1][k], t[2][k], r);
                 for (int l = 0; l < 6; l++)
-                    WB(st_lanes)(u + (oc * 36 + k * 6 + l) * cin + ic0, r[l], nl);
+                    WB(u_store)(p, u, oc, k * 6 + l, ic0, r[l], nl);
             }
         }
 }
@@ -162,7 +180,7 @@ static inline __attribute__((always_inline)) void WB(at9)(const VEC *m, VEC *o)
     o[3] = m[3] + d + WB(set1)(8.0f) * m[7] + m[8];
 }
 
-/* U[oc][q][ic] for filters [oc0, oc1): point (pr, pc) of each slice q's first sharer. */
+/* U's slices for filters [oc0, oc1): point (pr, pc) of each slice q's first sharer. */
 static void WB(filters_s2)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
                            int64_t oc1)
 {
@@ -182,7 +200,7 @@ static void WB(filters_s2)(const npe_conv2d_params *p, const float *w, float *u,
                     int q, rr;
                     s2_point(pr, pc, &q, &rr);
                     if (rr == 0)
-                        WB(st_lanes)(u + (oc * 36 + q) * cin + ic0, r[pc], nl);
+                        WB(u_store)(p, u, oc, q, ic0, r[pc], nl);
                 }
             }
         }
