@@ -27,11 +27,12 @@ static void tail_masks(int n, __m256i *m0, __m256i *m1)
 }
 
 /* Rows [0, MR) x columns [j, j + 16) of C; FULL 0: only the first nc columns (masked loads and
- * stores). The loops over the rows are unrolled so the sums stay in registers. */
-#define SMALL_GEMM_BLOCK_IMPL(NAME, MR, FULL)                                                     \
-    static void NAME(                                                                            \
-        int nc, int k, const float *a, int lda, const float *b, int ldb, int acc, float *c,    \
-        int ldc)                                                                                 \
+ * stores); PACKED: A's element (r, p) at a[p * as + r] (a group of as rows packed, see
+ * npe_kcpu_gemm_packed_avx2), else at a[r * as + p] (rows as floats apart). The loops over the
+ * rows are unrolled so the sums stay in registers. */
+#define GEMM_BLOCK_IMPL(NAME, MR, FULL, PACKED)                                                   \
+    static void NAME(int nc, int k, const float *a, int as, const float *b, int ldb, int acc,   \
+                     float *c, int ldc)                                                          \
     {                                                                                            \
         __m256 s0[MR], s1[MR];                                                                   \
         __m256i m0, m1;                                                                          \
@@ -48,13 +49,14 @@ static void tail_masks(int n, __m256i *m0, __m256i *m1)
                              : _mm256_maskload_ps(c + r * ldc + 8, m1);                          \
             }                                                                                    \
         }                                                                                        \
-        for (int p = 0; p < k; p++) {                                                            \
+        const float *ap = a;                                                                     \
+        for (int p = 0; p < k; p++, ap += PACKED ? as : 1) {                                     \
             const float *bp = b + (size_t)p * ldb;                                               \
             const __m256 b0 = FULL ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m0);           \
             const __m256 b1 = FULL ? _mm256_loadu_ps(bp + 8) : _mm256_maskload_ps(bp + 8, m1);   \
             _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                 \
             {                                                                                    \
-                const __m256 ar = _mm256_broadcast_ss(a + (size_t)r * lda + p);                  \
+                const __m256 ar = _mm256_broadcast_ss(ap + (PACKED ? (size_t)r : (size_t)r * as)); \
                 s0[r] = _mm256_fmadd_ps(ar, b0, s0[r]);                                          \
                 s1[r] = _mm256_fmadd_ps(ar, b1, s1[r]);                                          \
             }                                                                                    \
@@ -71,22 +73,26 @@ static void tail_masks(int n, __m256i *m0, __m256i *m1)
         }                                                                                        \
     }
 
-#define SMALL_GEMM_BLOCK(MR)                                                                      \
-    SMALL_GEMM_BLOCK_IMPL(full_##MR, MR, 1)                                                      \
-    SMALL_GEMM_BLOCK_IMPL(part_##MR, MR, 0)                                                      \
-    static void block_##MR(int nc, int k, const float *a, int lda, const float *b, int ldb,     \
-                           int acc, float *c, int ldc)                                           \
+#define GEMM_BLOCK(PRE, MR, PACKED)                                                               \
+    GEMM_BLOCK_IMPL(PRE##full_##MR, MR, 1, PACKED)                                               \
+    GEMM_BLOCK_IMPL(PRE##part_##MR, MR, 0, PACKED)                                               \
+    static void PRE##block_##MR(int nc, int k, const float *a, int as, const float *b, int ldb, \
+                                int acc, float *c, int ldc)                                      \
     {                                                                                            \
         if (nc == 16)                                                                            \
-            full_##MR(nc, k, a, lda, b, ldb, acc, c, ldc);                                       \
+            PRE##full_##MR(nc, k, a, as, b, ldb, acc, c, ldc);                                   \
         else                                                                                     \
-            part_##MR(nc, k, a, lda, b, ldb, acc, c, ldc);                                       \
+            PRE##part_##MR(nc, k, a, as, b, ldb, acc, c, ldc);                                   \
     }
 
-SMALL_GEMM_BLOCK(6)
-SMALL_GEMM_BLOCK(4)
-SMALL_GEMM_BLOCK(2)
-SMALL_GEMM_BLOCK(1)
+GEMM_BLOCK(, 6, 0)
+GEMM_BLOCK(, 4, 0)
+GEMM_BLOCK(, 2, 0)
+GEMM_BLOCK(, 1, 0)
+GEMM_BLOCK(p, 6, 1)
+GEMM_BLOCK(p, 4, 1)
+GEMM_BLOCK(p, 2, 1)
+GEMM_BLOCK(p, 1, 1)
 
 /* Columns [j0, j1) of C, 16 at a time, each swept by all of A's rows. */
 static void panels(int m, int j0, int j1, int k, const float *a, int lda, const float *b, int ldb,
@@ -127,62 +133,6 @@ void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, cons
     }
 }
 
-/* ---- A packed in groups of six rows ---- */
-/* Rows [0, MR) of a group whose element (r, p) is at a[p * acs + r] (acs: the group's width, six
- * but for the last) x columns [j, j + 16) of C; otherwise as the blocks above. */
-#define PACKED_BLOCK_IMPL(NAME, MR, FULL)                                                        \
-    static void NAME(int nc, int k, const float *a, int acs, const float *b, int ldb, float *c,  \
-                     int ldc)                                                                    \
-    {                                                                                            \
-        __m256 s0[MR], s1[MR];                                                                   \
-        __m256i m0, m1;                                                                          \
-        tail_masks(FULL ? 16 : nc, &m0, &m1);                                                    \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
-        {                                                                                        \
-            s0[r] = _mm256_setzero_ps();                                                         \
-            s1[r] = _mm256_setzero_ps();                                                         \
-        }                                                                                        \
-        const float *ap = a;                                                                     \
-        for (int p = 0; p < k; p++, ap += acs) {                                                 \
-            const float *bp = b + (size_t)p * ldb;                                               \
-            const __m256 b0 = FULL ? _mm256_loadu_ps(bp) : _mm256_maskload_ps(bp, m0);           \
-            const __m256 b1 = FULL ? _mm256_loadu_ps(bp + 8) : _mm256_maskload_ps(bp + 8, m1);   \
-            _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                 \
-            {                                                                                    \
-                const __m256 ar = _mm256_broadcast_ss(ap + r);                                   \
-                s0[r] = _mm256_fmadd_ps(ar, b0, s0[r]);                                          \
-                s1[r] = _mm256_fmadd_ps(ar, b1, s1[r]);                                          \
-            }                                                                                    \
-        }                                                                                        \
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                     \
-        {                                                                                        \
-            if (FULL) {                                                                          \
-                _mm256_storeu_ps(c + r * ldc, s0[r]);                                            \
-                _mm256_storeu_ps(c + r * ldc + 8, s1[r]);                                        \
-            } else {                                                                             \
-                _mm256_maskstore_ps(c + r * ldc, m0, s0[r]);                                     \
-                _mm256_maskstore_ps(c + r * ldc + 8, m1, s1[r]);                                 \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-#define PACKED_BLOCK(MR)                                                                          \
-    PACKED_BLOCK_IMPL(pfull_##MR, MR, 1)                                                         \
-    PACKED_BLOCK_IMPL(ppart_##MR, MR, 0)                                                         \
-    static void pblock_##MR(int nc, int k, const float *a, int acs, const float *b, int ldb,    \
-                            float *c, int ldc)                                                   \
-    {                                                                                            \
-        if (nc == 16)                                                                            \
-            pfull_##MR(nc, k, a, acs, b, ldb, c, ldc);                                           \
-        else                                                                                     \
-            ppart_##MR(nc, k, a, acs, b, ldb, c, ldc);                                           \
-    }
-
-PACKED_BLOCK(6)
-PACKED_BLOCK(4)
-PACKED_BLOCK(2)
-PACKED_BLOCK(1)
-
 void npe_kcpu_gemm_packed_avx2(int m, int n, int k, const float *a, const float *b, int ldb,
                                float *c, int ldc)
 {
@@ -194,19 +144,19 @@ void npe_kcpu_gemm_packed_avx2(int m, int n, int k, const float *a, const float 
             float *cg = c + (size_t)g * ldc + j;
             int r = 0;
             if (w == 6) {
-                pblock_6(nc, k, ag, 6, b + j, ldb, cg, ldc);
+                pblock_6(nc, k, ag, 6, b + j, ldb, 0, cg, ldc);
                 continue;
             }
             if (w - r >= 4) {
-                pblock_4(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+                pblock_4(nc, k, ag + r, w, b + j, ldb, 0, cg + (size_t)r * ldc, ldc);
                 r += 4;
             }
             if (w - r >= 2) {
-                pblock_2(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+                pblock_2(nc, k, ag + r, w, b + j, ldb, 0, cg + (size_t)r * ldc, ldc);
                 r += 2;
             }
             if (w - r >= 1)
-                pblock_1(nc, k, ag + r, w, b + j, ldb, cg + (size_t)r * ldc, ldc);
+                pblock_1(nc, k, ag + r, w, b + j, ldb, 0, cg + (size_t)r * ldc, ldc);
         }
     }
 }

@@ -259,12 +259,12 @@ typedef struct wino_job {
     float *vsh; /* the blocks' transformed inputs when split by channels (wp->vblock apart) */
 } wino_job;
 
-/* A thread's scratch past its transformed inputs: products, phased rows, input blocks (36 arrays
- * of tbs floats) and outputs (16 arrays). */
+/* A thread's scratch past its transformed inputs: products, phased rows, input blocks (36 or 81
+ * arrays of tbs floats) and outputs (16 arrays). */
 typedef struct wino_bufs {
     float *m, *rows, *d, *o;
-    int32_t *msk; /* the gather path: per input block element and tile, all ones when inside
-                   * the input (d then holds the element's int32 offsets) */
+    int32_t *msk; /* the AVX2 instance's row loads: each tile's column masks (d then holds its
+                   * tile tables) */
 } wino_bufs;
 
 static float *thread_bufs(const wino_job *job, int thread, wino_bufs *bf)
@@ -351,10 +351,10 @@ static void phase_rows4(const npe_conv2d_params *p, const float *xp, int64_t r0,
 NPE_KCPU_AVX2_BEGIN
 #define WV 8
 #define WB(name) wino_##name##_avx2
-#define WB_GATHER 1
+#define WB_AVX2 1
 #include <immintrin.h>
 #include "winograd_body.h"
-#undef WB_GATHER
+#undef WB_AVX2
 #undef WB
 #undef WV
 NPE_KCPU_AVX2_END

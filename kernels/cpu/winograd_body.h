@@ -101,7 +101,7 @@ static inline __attribute__((always_inline)) void WB(u_store)(const npe_conv2d_p
                                                               int64_t ic0, VEC v, int64_t nl)
 {
     const int64_t cin = p->c_in;
-#ifdef WB_GATHER
+#ifdef WB_AVX2
     const int64_t g = oc / 6 * 6, w = p->c_out - g < 6 ? p->c_out - g : 6;
     float *dst = u + ((int64_t)q * p->c_out + g) * cin + ic0 * w + (oc - g);
     float tmp[WV];
@@ -113,26 +113,21 @@ static inline __attribute__((always_inline)) void WB(u_store)(const npe_conv2d_p
 #endif
 }
 
-/* U's slices G g G^T for filters [oc0, oc1), vectors across input channels. */
-static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
-                        int64_t oc1)
+/* Filter oc's slices G g G^T at input channels [ic0, ic0 + nl) from its taps g. */
+static inline __attribute__((always_inline)) void WB(filter_slices)(const npe_conv2d_params *p,
+                                                                    float *u, int64_t oc,
+                                                                    int64_t ic0, int64_t nl,
+                                                                    const VEC *g)
 {
-    const int64_t cin = p->c_in;
-    for (int64_t oc = oc0; oc < oc1; oc++)
-        for (int64_t ic0 = 0; ic0 < cin; ic0 += WV) {
-            const int64_t nl = cin - ic0 < WV ? cin - ic0 : WV;
-            VEC g[9];
-            WB(filter_taps)(w, cin, oc, ic0, nl, g);
-            VEC t[3][6]; /* t[c][k] = (G g)[k][c] */
-            for (int c = 0; c < 3; c++)
-                WB(g3)(g[c], g[3 + c], g[6 + c], t[c]);
-            for (int k = 0; k < 6; k++) {
-                VEC r[6];
-                WB(g3)(t[0][k], t[1][k], t[2][k], r);
-                for (int l = 0; l < 6; l++)
-                    WB(u_store)(p, u, oc, k * 6 + l, ic0, r[l], nl);
-            }
-        }
+    VEC t[3][6]; /* t[c][k] = (G g)[k][c] */
+    for (int c = 0; c < 3; c++)
+        WB(g3)(g[c], g[3 + c], g[6 + c], t[c]);
+    for (int k = 0; k < 6; k++) {
+        VEC r[6];
+        WB(g3)(t[0][k], t[1][k], t[2][k], r);
+        for (int l = 0; l < 6; l++)
+            WB(u_store)(p, u, oc, k * 6 + l, ic0, r[l], nl);
+    }
 }
 
 /* ---- Stride 2 (winograd.c: s2_point) ---- */
@@ -180,9 +175,29 @@ static inline __attribute__((always_inline)) void WB(at9)(const VEC *m, VEC *o)
     o[3] = m[3] + d + WB(set1)(8.0f) * m[7] + m[8];
 }
 
-/* U's slices for filters [oc0, oc1): point (pr, pc) of each slice q's first sharer. */
-static void WB(filters_s2)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
-                           int64_t oc1)
+/* Stride 2: filter oc's slices at input channels [ic0, ic0 + nl), each from point (pr, pc) of
+ * the first point sharing it. */
+static inline __attribute__((always_inline)) void WB(filter_slices_s2)(
+    const npe_conv2d_params *p, float *u, int64_t oc, int64_t ic0, int64_t nl, const VEC *g)
+{
+    VEC t[3][9]; /* t[c][pr]: filter column c at row point pr */
+    for (int c = 0; c < 3; c++)
+        WB(g9)(g[c], g[3 + c], g[6 + c], t[c]);
+    for (int pr = 0; pr < 9; pr++) {
+        VEC r[9];
+        WB(g9)(t[0][pr], t[1][pr], t[2][pr], r);
+        for (int pc = 0; pc < 9; pc++) {
+            int q, rr;
+            s2_point(pr, pc, &q, &rr);
+            if (rr == 0)
+                WB(u_store)(p, u, oc, q, ic0, r[pc], nl);
+        }
+    }
+}
+
+/* U for filters [oc0, oc1), vectors across input channels. */
+static void WB(filters)(const npe_conv2d_params *p, const float *w, float *u, int64_t oc0,
+                        int64_t oc1)
 {
     const int64_t cin = p->c_in;
     for (int64_t oc = oc0; oc < oc1; oc++)
@@ -190,19 +205,10 @@ static void WB(filters_s2)(const npe_conv2d_params *p, const float *w, float *u,
             const int64_t nl = cin - ic0 < WV ? cin - ic0 : WV;
             VEC g[9];
             WB(filter_taps)(w, cin, oc, ic0, nl, g);
-            VEC t[3][9]; /* t[c][pr]: filter column c at row point pr */
-            for (int c = 0; c < 3; c++)
-                WB(g9)(g[c], g[3 + c], g[6 + c], t[c]);
-            for (int pr = 0; pr < 9; pr++) {
-                VEC r[9];
-                WB(g9)(t[0][pr], t[1][pr], t[2][pr], r);
-                for (int pc = 0; pc < 9; pc++) {
-                    int q, rr;
-                    s2_point(pr, pc, &q, &rr);
-                    if (rr == 0)
-                        WB(u_store)(p, u, oc, q, ic0, r[pc], nl);
-                }
-            }
+            if (p->sh == 2)
+                WB(filter_slices_s2)(p, u, oc, ic0, nl, g);
+            else
+                WB(filter_slices)(p, u, oc, ic0, nl, g);
         }
 }
 
@@ -240,7 +246,7 @@ static void WB(filter_tasks)(void *arg, int64_t begin, int64_t end, int thread)
 {
     const wino_job *job = arg;
     (void)thread;
-    (job->p->sh == 2 ? WB(filters_s2) : WB(filters))(job->p, job->w, job->u, begin, end);
+    WB(filters)(job->p, job->w, job->u, begin, end);
 }
 
 /* The column pass of the input transform on r (rows already through B^T), stored to the 36
@@ -257,7 +263,7 @@ static inline __attribute__((always_inline)) void WB(columns)(VEC r[6][6], float
     }
 }
 
-#ifdef WB_GATHER
+#ifdef WB_AVX2
 /* Eight rows of eight transposed: r[l] lane c -> o[c] lane l (callers that use only the
  * first columns leave the rest to dead-code elimination). */
 static inline __attribute__((always_inline)) void WB(transpose8)(const __m256 *r, VEC *o)
@@ -280,32 +286,72 @@ static inline __attribute__((always_inline)) void WB(transpose8)(const __m256 *r
     o[7] = (VEC)_mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+/* Per tile t < count of the block from unit u0 (tiles past n none): its input block's first
+ * element (from the channel's plane, blocks stride * tile apart), first row, the mask of its
+ * first eight columns inside the input and, with c8, whether its ninth column is. */
+static void WB(tile_tables)(const wino_job *job, int64_t u0, int64_t n, int64_t count, int stride,
+                            int32_t *off, int32_t *row0, int32_t *c8, int32_t *cmask)
+{
+    const npe_conv2d_params *p = job->p;
+    const npe_wino_plan *wp = job->wp;
+    const int64_t hw = (int64_t)p->h_in * p->w_in, w = p->w_in, tw = wp->tw;
+    for (int64_t t = 0; t < count; t++) {
+        const int64_t u = u0 + t / tw, j = t % tw;
+        const int64_t img = u / wp->th, r0 = stride * (u % wp->th) - p->ph;
+        const int64_t c0 = stride * j - p->pw;
+        off[t] = t < n ? (int32_t)(img * p->c_in * hw + r0 * w + c0) : 0;
+        row0[t] = t < n ? (int32_t)r0 : -16; /* no row inside */
+        if (c8)
+            c8[t] = c0 + 8 >= 0 && c0 + 8 < w;
+        for (int l = 0; l < 8; l++)
+            cmask[t * 8 + l] = c0 + l >= 0 && c0 + l < w ? -1 : 0;
+    }
+}
+
+/* Row a of the input blocks of eight tiles (tables from t) in the plane at xc, as vectors over
+ * the tiles: x[0..7] its first eight columns (a masked load per tile, then a transpose; lanes
+ * outside the input 0) and, with c8, x[8] its ninth. pf: floats to the plane whose rows to
+ * prefetch (the next channel's), 0 for none. Addresses are integers: a masked lane's column may
+ * lie before the plane. */
+static inline __attribute__((always_inline)) void WB(row8)(uintptr_t xc, const int32_t *off,
+                                                           const int32_t *row0, const int32_t *c8,
+                                                           const __m256i *cm, unsigned h,
+                                                           int64_t w, int a, int64_t pf, VEC *x)
+{
+    __m256 rw[8];
+    float last[8];
+    for (int l = 0; l < 8; l++) {
+        const int inside = (unsigned)(row0[l] + a) < h;
+        const __m256i m = inside ? cm[l] : _mm256_setzero_si256();
+        const intptr_t e = (intptr_t)off[l] + (intptr_t)a * (intptr_t)w;
+        const float *src = (const float *)(xc + (uintptr_t)(e * 4));
+        rw[l] = _mm256_maskload_ps(src, m);
+        if (c8)
+            last[l] = inside && c8[l] ? src[8] : 0.0f;
+        if (pf)
+            _mm_prefetch((const char *)(xc + (uintptr_t)((e + pf) * 4)), _MM_HINT_T0);
+    }
+    WB(transpose8)(rw, x);
+    if (c8) /* built in registers: eight scalar stores and a vector load would stall */
+        x[8] = (VEC)_mm256_set_ps(last[7], last[6], last[5], last[4], last[3], last[2], last[1],
+                                  last[0]);
+    else
+        x[8] = (VEC)_mm256_setzero_ps();
+}
+
 /* WB(inputs) with AVX2 loads straight from x, eight tiles at a time: each row of a tile's input
  * block is one masked load of eight columns (lanes outside the input read as 0), and a transpose
  * turns the eight tiles' rows into six vectors over the tiles, instead of phasing rows and
  * copying blocks out. (Gathering the 36 elements across the tiles instead costs about six times
  * as much: `perf annotate` on resnet18's 28x28 layer.) */
-static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float *v,
+static void WB(inputs_rows)(const wino_job *job, int64_t u0, int64_t n, float *v,
                               const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
     const npe_conv2d_params *p = job->p;
-    const npe_wino_plan *wp = job->wp;
-    const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw, w = p->w_in;
-    const int64_t ts = wp->tbs, xs = wp->vxs, nv = (n + 7) / 8 * 8;
-    /* per tile: its block's first element (from the channel's plane), first row, and the mask
-     * of its eight columns inside the input */
+    const int64_t hw = (int64_t)p->h_in * p->w_in, ts = job->wp->tbs, xs = job->wp->vxs;
     int32_t *off = (int32_t *)bf->d, *row0 = off + ts, *cmask = bf->msk;
-    for (int64_t t = 0; t < nv; t++) {
-        const int64_t u = u0 + t / tw, j = t % tw;
-        const int64_t img = u / wp->th, r0 = 4 * (u % wp->th) - p->ph, c0 = 4 * j - p->pw;
-        off[t] = t < n ? (int32_t)(img * cin * hw + r0 * w + c0) : 0;
-        row0[t] = t < n ? (int32_t)r0 : -6; /* past tiles: no row inside */
-        for (int l = 0; l < 8; l++)
-            cmask[t * 8 + l] = c0 + l >= 0 && c0 + l < w ? -1 : 0;
-    }
-    const unsigned h = (unsigned)p->h_in;
+    WB(tile_tables)(job, u0, n, (n + 7) / 8 * 8, 4, off, row0, NULL, cmask);
     for (int64_t ic = ic0; ic < ic1; ic++) {
-        /* addresses as integers: a masked lane's column may lie before the plane */
         const uintptr_t xc = (uintptr_t)(job->x + ic * hw);
         float *vc = v + ic * ts;
         for (int64_t t = 0; t < n; t += 8) {
@@ -313,17 +359,9 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
             memcpy(cm, cmask + t * 8, sizeof(cm));
             VEC r[6][6];
             for (int a = 0; a < 6; a++) {
-                __m256 rw[8];
-                for (int l = 0; l < 8; l++) {
-                    const int inside = (unsigned)(row0[t + l] + a) < h;
-                    const __m256i m = inside ? cm[l] : _mm256_setzero_si256();
-                    const intptr_t e = (intptr_t)off[t + l] + (intptr_t)a * (intptr_t)w;
-                    rw[l] = _mm256_maskload_ps((const float *)(xc + (uintptr_t)(e * 4)), m);
-                    if (ic + 1 < ic1)
-                        _mm_prefetch((const char *)(xc + (uintptr_t)((e + hw) * 4)), _MM_HINT_T0);
-                }
-                VEC x[8];
-                WB(transpose8)(rw, x);
+                VEC x[9];
+                WB(row8)(xc, off + t, row0 + t, NULL, cm, (unsigned)p->h_in, p->w_in, a,
+                         ic + 1 < ic1 ? hw : 0, x);
                 WB(bt)(x, r[a]);
             }
             WB(columns)(r, vc + t, xs);
@@ -332,29 +370,18 @@ static void WB(inputs_gather)(const wino_job *job, int64_t u0, int64_t n, float 
 }
 #endif
 
-#ifdef WB_GATHER
-/* WB(inputs_s2) with AVX2 loads as WB(inputs_gather): the first eight columns of each row of a
+#ifdef WB_AVX2
+/* WB(inputs_s2) with AVX2 loads as WB(inputs_rows): the first eight columns of each row of a
  * tile's 9x9 input block by a masked load, the ninth element by itself. */
 static void WB(inputs_s2_rows)(const wino_job *job, int64_t u0, int64_t n, float *v,
                                const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
     const npe_conv2d_params *p = job->p;
-    const npe_wino_plan *wp = job->wp;
-    const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw, w = p->w_in;
-    const int64_t ts = wp->tbs;
+    const int64_t hw = (int64_t)p->h_in * p->w_in, ts = job->wp->tbs;
     int64_t start[81], step[81];
-    WB(s2_places)(wp, wp->vq, start, step);
+    WB(s2_places)(job->wp, job->wp->vq, start, step);
     int32_t *off = (int32_t *)bf->d, *row0 = off + ts, *c8 = row0 + ts, *cmask = bf->msk;
-    for (int64_t t = 0; t < ts; t++) { /* past n: no row inside, zeros in the slack */
-        const int64_t u = u0 + t / tw, j = t % tw;
-        const int64_t img = u / wp->th, r0 = 8 * (u % wp->th) - p->ph, c0 = 8 * j - p->pw;
-        off[t] = t < n ? (int32_t)(img * cin * hw + r0 * w + c0) : 0;
-        row0[t] = t < n ? (int32_t)r0 : -9;
-        c8[t] = c0 + 8 >= 0 && c0 + 8 < w;
-        for (int l = 0; l < 8; l++)
-            cmask[t * 8 + l] = c0 + l >= 0 && c0 + l < w ? -1 : 0;
-    }
-    const unsigned h = (unsigned)p->h_in;
+    WB(tile_tables)(job, u0, n, ts, 8, off, row0, c8, cmask); /* zeros in the slack */
     for (int64_t ic = ic0; ic < ic1; ic++) {
         const uintptr_t xc = (uintptr_t)(job->x + ic * hw);
         for (int64_t t = 0; t < ts; t += 8) {
@@ -362,22 +389,9 @@ static void WB(inputs_s2_rows)(const wino_job *job, int64_t u0, int64_t n, float
             memcpy(cm, cmask + t * 8, sizeof(cm));
             VEC r[9][9];
             for (int a = 0; a < 9; a++) {
-                __m256 rw[8];
-                float last[8]; /* the ninth column: a vector built in registers below */
-                for (int l = 0; l < 8; l++) {
-                    const int inside = (unsigned)(row0[t + l] + a) < h;
-                    const __m256i m = inside ? cm[l] : _mm256_setzero_si256();
-                    const intptr_t e = (intptr_t)off[t + l] + (intptr_t)a * (intptr_t)w;
-                    const float *src = (const float *)(xc + (uintptr_t)(e * 4));
-                    rw[l] = _mm256_maskload_ps(src, m);
-                    last[l] = inside && c8[t + l] ? src[8] : 0.0f;
-                    if (ic + 1 < ic1)
-                        _mm_prefetch((const char *)(xc + (uintptr_t)((e + hw) * 4)), _MM_HINT_T0);
-                }
                 VEC x[9];
-                WB(transpose8)(rw, x);
-                x[8] = (VEC)_mm256_set_ps(last[7], last[6], last[5], last[4], last[3], last[2],
-                                          last[1], last[0]);
+                WB(row8)(xc, off + t, row0 + t, c8 + t, cm, (unsigned)p->h_in, p->w_in, a,
+                         ic + 1 < ic1 ? hw : 0, x);
                 WB(bt9)(x, r[a]);
             }
             WB(columns9)(r, v, start, step, ic, t);
@@ -391,12 +405,6 @@ static void WB(inputs_s2_rows)(const wino_job *job, int64_t u0, int64_t n, float
 static void WB(inputs_s2)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
                           const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
-#ifdef WB_GATHER
-    if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
-        WB(inputs_s2_rows)(job, u0, n, v, bf, ic0, ic1);
-        return;
-    }
-#endif
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
     const int64_t cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw, w = p->w_in;
@@ -440,13 +448,6 @@ static void WB(inputs_s2)(const wino_job *job, int64_t u0, int64_t u1, int64_t n
 static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
                        const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
-#ifdef WB_GATHER
-    /* offsets are int32: inputs of up to 2^31 floats */
-    if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
-        WB(inputs_gather)(job, u0, n, v, bf, ic0, ic1);
-        return;
-    }
-#endif
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
     const int64_t lq = wp->lq, cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
@@ -475,6 +476,21 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
             WB(columns)(r, vc + t, xs);
         }
     }
+}
+
+/* V for input channels [ic0, ic1) of the n tiles of units [u0, u1), by the variant for this
+ * stride and instance. */
+static void WB(transform_inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, float *v,
+                                 const wino_bufs *bf, int64_t ic0, int64_t ic1)
+{
+#ifdef WB_AVX2
+    /* its tile tables hold int32 offsets: inputs of up to 2^31 floats */
+    if ((int64_t)job->p->n * job->p->c_in * job->p->h_in * job->p->w_in < ((int64_t)1 << 31)) {
+        (job->wp->s2 ? WB(inputs_s2_rows) : WB(inputs_rows))(job, u0, n, v, bf, ic0, ic1);
+        return;
+    }
+#endif
+    (job->wp->s2 ? WB(inputs_s2) : WB(inputs))(job, u0, u1, n, v, bf, ic0, ic1);
 }
 
 /* Output channels [oc0, oc0 + m) of units [u0, u1) from M[xi][oc - oc0][t] (stride 2: from its
@@ -569,10 +585,8 @@ static void WB(block_tasks)(void *arg, int64_t begin, int64_t end, int thread)
         const int64_t n = (u1 - u0) * wp->tw;
         if (wp->vblock)
             v = job->vsh + blk * wp->vblock; /* transformed by input_tasks */
-        else if (have != blk && wp->s2)
-            WB(inputs_s2)(job, u0, u1, n, v, &bf, 0, p->c_in);
         else if (have != blk)
-            WB(inputs)(job, u0, u1, n, v, &bf, 0, p->c_in);
+            WB(transform_inputs)(job, u0, u1, n, v, &bf, 0, p->c_in);
         have = blk;
         block_products(job, n, oc0, m, v, bf.m);
         WB(outputs)(job, u0, u1, n, oc0, m, bf.m, &bf);
@@ -593,8 +607,8 @@ static void WB(input_tasks)(void *arg, int64_t begin, int64_t end, int thread)
         const int64_t ic1 = end - blk * cin < cin ? end - blk * cin : cin;
         const int64_t u0 = blk * wp->upb;
         const int64_t u1 = u0 + wp->upb < wp->units ? u0 + wp->upb : wp->units;
-        (wp->s2 ? WB(inputs_s2) : WB(inputs))(job, u0, u1, (u1 - u0) * wp->tw,
-                                               job->vsh + blk * wp->vblock, &bf, ic0, ic1);
+        WB(transform_inputs)(job, u0, u1, (u1 - u0) * wp->tw, job->vsh + blk * wp->vblock, &bf,
+                             ic0, ic1);
         begin += ic1 - ic0;
     }
 }
