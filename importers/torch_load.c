@@ -1,12 +1,16 @@
 /* Reading PyTorch files: zip archives (torch.save >= 1.6, torch.jit.save) and legacy pickle
  * streams (< 1.6) into validated, named tensors over the mapped bytes, plus the module tree. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "torch_internal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define MAX_DEPTH 256          /* nesting of containers/objects the walker follows */
 #define MAX_REBUILD_DEPTH 8    /* Parameter(_rebuild_from_type_v2(_rebuild_tensor_v2(...))) */
@@ -1333,6 +1337,25 @@ int npe_torch_storage_check(const npe_torch_file *f, size_t i, npe_error *err)
     return r;
 }
 
+/* Give back the pages of [p, p + n) that lie in the file mapping of f once their bytes are
+ * copied: they are the file's (read only, never written), so a later read faults them in again,
+ * and a model's load no longer holds the whole archive next to the copies of its tensors
+ * (vgg11_bn: peak RSS 1.30 GB with the 532 MB archive). Nothing happens for buffers the caller
+ * gave (npe_torch_open_mem) or records inflated into memory of their own. */
+static void drop_mapped(const npe_torch_file *f, const unsigned char *p, size_t n)
+{
+    const tfile *tf = (const tfile *)f;
+    const long pg = sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)f->map.data, hi = lo + f->map.size;
+    if (!tf->owns_map || pg <= 0 || (uintptr_t)p < lo || (uintptr_t)p + n > hi)
+        return;
+    /* whole pages inside the range only: the neighbours' bytes may not be copied yet */
+    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    const uintptr_t b = ((uintptr_t)p + n) / (uintptr_t)pg * (uintptr_t)pg;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 int npe_torch_tensor_copy(const npe_torch_file *f, size_t i, void *dst, size_t dst_bytes,
                           npe_error *err)
 {
@@ -1366,6 +1389,7 @@ int npe_torch_tensor_copy(const npe_torch_file *f, size_t i, void *dst, size_t d
     }
     if (contiguous) {
         memcpy(out, src, (size_t)numel * isz);
+        drop_mapped(f, src, (size_t)numel * isz);
         return 0;
     }
     int nd = t->ndim;

@@ -423,6 +423,17 @@ static int tensor_value(imp *I, const frame *F, const npe_ts_loc *loc, int ti, c
                     "tensors are supported)", name, npe_dtype_name(t->dtype));
     if (n < 0 || (uint64_t)n > SIZE_MAX / 8 / 2)
         return ferr(I, F, loc, NPE_ELIMIT, "tensor '%s' is too large", name);
+    if (t->dtype == NPE_DTYPE_F32) { /* straight into the graph's copy: no second buffer */
+        const int id = npe_graph_add_tensor_data(I->g, name, flags, NPE_DTYPE_F32, t->ndim,
+                                                 t->shape, NULL, NPE_DTYPE_F32);
+        if (id < 0)
+            return npe_error_set(I->err, id, "tensor '%s': out of memory", name);
+        const int r = npe_torch_tensor_copy(I->f, (size_t)ti, I->g->values[id].data,
+                                            (size_t)n * isz, I->err);
+        if (!r)
+            I->tensor_value[ti] = *vid = id;
+        return r;
+    }
     void *buf = malloc((size_t)n * isz + 1);
     if (!buf)
         return oom(I);
