@@ -423,7 +423,9 @@ static int tensor_value(imp *I, const frame *F, const npe_ts_loc *loc, int ti, c
                     "tensors are supported)", name, npe_dtype_name(t->dtype));
     if (n < 0 || (uint64_t)n > SIZE_MAX / 8 / 2)
         return ferr(I, F, loc, NPE_ELIMIT, "tensor '%s' is too large", name);
-    if (t->dtype == NPE_DTYPE_F32) { /* straight into the graph's copy: no second buffer */
+    if (t->dtype == NPE_DTYPE_F32 && t->ndim > 0) {
+        /* straight into the graph's copy, no second buffer (a 0-d constant also keeps its value
+         * for shape arithmetic, which npe_graph_add_tensor_data sets from the source) */
         const int id = npe_graph_add_tensor_data(I->g, name, flags, NPE_DTYPE_F32, t->ndim,
                                                  t->shape, NULL, NPE_DTYPE_F32);
         if (id < 0)
