@@ -470,8 +470,7 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
             }
             break;
         case 11: /* small images, many output channels: blocks of channels per thread; now
-                  * and then many input channels too (the small GEMM's row-block order for long
-                  * rows and few columns) */
+                  * and then many input channels too (deep products over few columns) */
             p->n = rng_int(r, 1, 2);
             cin_g = rng_chance(r, 25) ? rng_int(r, 256, 300) : rng_int(r, 4, 40);
             cout_g = rng_int(r, 40, 100);
@@ -496,13 +495,19 @@ static void gen_conv(rng *r, npe_conv2d_params *p)
     }
 }
 
+/* Products summed into each output of p. */
+static double conv_terms(const npe_conv2d_params *p)
+{
+    return (double)(p->transposed ? p->c_out : p->c_in) / p->groups * p->kh * p->kw;
+}
+
 /* Weights within +-1, or within +-360 / K for sums of K > 360 products (the wide cases): the
  * tolerances below are for the rounding of sums that size, which an activation that clamps the
  * range (hardtanh, hardsigmoid) would otherwise measure against outputs a fraction of the
  * sum's size. */
 static float weight_scale(const npe_conv2d_params *p)
 {
-    const double k = (double)(p->transposed ? p->c_out : p->c_in) / p->groups * p->kh * p->kw;
+    const double k = conv_terms(p);
     return k > 360.0 ? (float)(360.0 / k) : 1.0f;
 }
 
@@ -623,8 +628,7 @@ static void test_conv2d_ep(ctx *cx, rng *r)
     /* against the sums' scale (their standard deviation, about sqrt(K) * ws / 3, times the
      * affine's): an activation that clamps (hardsigmoid, hardtanh) leaves outputs a fraction of
      * it, while the rounding it passes on comes from the sums */
-    const double kk = (double)(p->transposed ? p->c_out : p->c_in) / p->groups * p->kh * p->kw;
-    c.floor = sqrt(kk) * ws / 3.0 * (cp.affine ? 2.0 : 1.0);
+    c.floor = sqrt(conv_terms(p)) * ws / 3.0 * (cp.affine ? 2.0 : 1.0);
     if (c.floor < 1.0)
         c.floor = 1.0;
     c.entry = offsetof(npe_kernels, conv2d_ep);

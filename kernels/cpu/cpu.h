@@ -69,11 +69,11 @@ typedef struct npe_wino_plan {
     int64_t mblocks, mrows; /* output channels per block when blocks alone are too few */
     int64_t ntasks;       /* blocks * mblocks */
     int64_t tbs;          /* floats between the tile rows of a transform point, >= upb*tw + KV_N */
-    int64_t vxs, mxs;     /* floats between the transform points of V (Cin rows of tbs) and of M
-                           * (mrows rows): an odd number of cache lines */
     int s2;               /* stride 2: 81 points per tile over 36 slices of U (winograd.c) */
     int packed;           /* U's slices packed for npe_kcpu_gemm_packed_avx2 (the AVX2 level) */
-    int64_t vq[37], mq[37]; /* where V's and M's points of U slice q start; [36]: their floats */
+    int64_t vq[37], mq[37]; /* where V's and M's points of U slice q start, an odd number of
+                             * cache lines apart; [36]: their floats (stride 1: the points are
+                             * vq[1] and mq[1] apart) */
     int64_t lq;           /* floats per phase of a phased input row */
     size_t per_thread;    /* scratch floats per thread, multiple of 16 */
     size_t shared;        /* scratch floats of the transformed filters, after the threads',

@@ -94,12 +94,11 @@ GEMM_BLOCK(p, 4, 1)
 GEMM_BLOCK(p, 2, 1)
 GEMM_BLOCK(p, 1, 1)
 
-/* Columns [j0, j1) of C, 16 at a time, each swept by all of A's rows. */
-static void panels(int m, int j0, int j1, int k, const float *a, int lda, const float *b, int ldb,
-                   int acc, float *c, int ldc)
+void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
+                              int ldb, int acc, float *c, int ldc)
 {
-    for (int j = j0; j < j1; j += 16) {
-        const int nc = j1 - j < 16 ? j1 - j : 16;
+    for (int j = 0; j < n; j += 16) {
+        const int nc = n - j < 16 ? n - j : 16;
         int i = 0;
         for (; i + 6 <= m; i += 6)
             block_6(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
@@ -113,23 +112,6 @@ static void panels(int m, int j0, int j1, int k, const float *a, int lda, const 
         for (; i < m; i++)
             block_1(nc, k, a + (size_t)i * lda, lda, b + j, ldb, acc, c + (size_t)i * ldc + j,
                     ldc);
-    }
-}
-
-void npe_kcpu_gemm_small_avx2(int m, int n, int k, const float *a, int lda, const float *b,
-                              int ldb, int acc, float *c, int ldc)
-{
-    if (n > 32 || k < 256) {
-        panels(m, 0, n, k, a, lda, b, ldb, acc, c, ldc);
-        return;
-    }
-    /* Few columns and long rows (Winograd's 512-channel products at 32 tiles, where A is a
-     * 0.5 MiB slice of U): every block of six rows across both panels before the next, so A is
-     * read once, not once per panel (a harness timing conv2d_ep alone, resnet18's 4x4 layer at
-     * batch 32 on two threads: 4.1-4.2 ms against 4.4-4.6 ms). */
-    for (int i = 0; i < m; i += 6) {
-        const int mi = m - i < 6 ? m - i : 6;
-        panels(mi, 0, n, k, a + (size_t)i * lda, lda, b, ldb, acc, c + (size_t)i * ldc, ldc);
     }
 }
 

@@ -196,8 +196,6 @@ int npe_kcpu_wino_plan(unsigned flags, const npe_conv2d_params *p, int nthreads,
      * side, slack included, which the input transform then fills with zeros */
     wp->tbs = (int64_t)round16(upb * tw + (wp->s2 ? 0 : WINO_MAX_WV));
     wp->lq = tw + 1;
-    wp->vxs = point_stride(p->c_in * wp->tbs);
-    wp->mxs = point_stride(wp->mrows * wp->tbs);
     for (int q = 0; q < 36; q++) {
         const int64_t k = wp->s2 ? s2_share(q) : 1;
         wp->vq[q + 1] = wp->vq[q] + point_stride(k * p->c_in * wp->tbs);

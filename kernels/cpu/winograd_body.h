@@ -342,13 +342,14 @@ static inline __attribute__((always_inline)) void WB(row8)(uintptr_t xc, const i
 /* WB(inputs) with AVX2 loads straight from x, eight tiles at a time: each row of a tile's input
  * block is one masked load of eight columns (lanes outside the input read as 0), and a transpose
  * turns the eight tiles' rows into six vectors over the tiles, instead of phasing rows and
- * copying blocks out. (Gathering the 36 elements across the tiles instead costs about six times
- * as much: `perf annotate` on resnet18's 28x28 layer.) */
+ * copying blocks out. Gathering the 36 elements across the tiles cost about the same; what the
+ * row loads buy is the prefetch of the next channel's rows (resnet18's four 3x3 shapes at batch
+ * 32, one thread, timing conv2d_ep alone: 41 -> 35 ms). */
 static void WB(inputs_rows)(const wino_job *job, int64_t u0, int64_t n, float *v,
                               const wino_bufs *bf, int64_t ic0, int64_t ic1)
 {
     const npe_conv2d_params *p = job->p;
-    const int64_t hw = (int64_t)p->h_in * p->w_in, ts = job->wp->tbs, xs = job->wp->vxs;
+    const int64_t hw = (int64_t)p->h_in * p->w_in, ts = job->wp->tbs, xs = job->wp->vq[1];
     int32_t *off = (int32_t *)bf->d, *row0 = off + ts, *cmask = bf->msk;
     WB(tile_tables)(job, u0, n, (n + 7) / 8 * 8, 4, off, row0, NULL, cmask);
     for (int64_t ic = ic0; ic < ic1; ic++) {
@@ -368,9 +369,7 @@ static void WB(inputs_rows)(const wino_job *job, int64_t u0, int64_t n, float *v
         }
     }
 }
-#endif
 
-#ifdef WB_AVX2
 /* WB(inputs_s2) with AVX2 loads as WB(inputs_rows): the first eight columns of each row of a
  * tile's 9x9 input block by a masked load, the ninth element by itself. */
 static void WB(inputs_s2_rows)(const wino_job *job, int64_t u0, int64_t n, float *v,
@@ -451,7 +450,7 @@ static void WB(inputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, f
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
     const int64_t lq = wp->lq, cin = p->c_in, hw = (int64_t)p->h_in * p->w_in, tw = wp->tw;
-    const int64_t ts = wp->tbs, xs = wp->vxs; /* floats between tiles' arrays, points */
+    const int64_t ts = wp->tbs, xs = wp->vq[1]; /* floats between tiles' arrays, points */
     for (int64_t ic = ic0; ic < ic1; ic++) {
         for (int64_t u = u0; u < u1; u++) {
             const int64_t img = u / wp->th, ti = u % wp->th, t0 = (u - u0) * tw;
@@ -500,7 +499,7 @@ static void WB(outputs)(const wino_job *job, int64_t u0, int64_t u1, int64_t n, 
 {
     const npe_conv2d_params *p = job->p;
     const npe_wino_plan *wp = job->wp;
-    const int64_t ts = wp->tbs, ms = wp->mxs, wo = p->w_out, ho = p->h_out, tw = wp->tw;
+    const int64_t ts = wp->tbs, ms = wp->mq[1], wo = p->w_out, ho = p->h_out, tw = wp->tw;
     const int64_t hw = ho * wo;
     int64_t start[81], step[81];
     if (wp->s2)
